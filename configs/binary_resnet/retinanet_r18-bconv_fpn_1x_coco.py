@@ -11,3 +11,9 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=None))
+
+# Binary networks train with Adam (as NAS-BNN / ReActNet do); the float recipe's SGD at lr 0.01 is
+# unstable for 1-bit weights trained from scratch. Clipping guards the first iterations.
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='Adam', lr=1e-4, weight_decay=0),
+    clip_grad=dict(max_norm=35, norm_type=2))

@@ -28,13 +28,17 @@ def _sign(x: Tensor) -> Tensor:
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class ApproxSign(Function):
-    """sign(x) forward; Bi-Real Net's ApproxSign backward: d/dx = 2 - 2|x| on |x| <= 1, else 0."""
+class _Sign(Function):
+    """sign(x) in {-1, +1}; subclasses define the surrogate gradient in ``backward``."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
         return _sign(x)
+
+
+class ApproxSign(_Sign):
+    """Bi-Real Net's ApproxSign backward: d/dx = 2 - 2|x| on |x| <= 1, else 0."""
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -42,13 +46,8 @@ class ApproxSign(Function):
         return grad * (2 - 2 * x.abs()).clamp_min(0)
 
 
-class SignSTE(Function):
-    """sign(x) forward; clipped straight-through backward: identity on |x| <= 1, zero elsewhere."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return _sign(x)
+class SignSTE(_Sign):
+    """Clipped straight-through backward: identity on |x| <= 1, zero elsewhere."""
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:

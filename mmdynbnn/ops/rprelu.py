@@ -19,7 +19,9 @@ class RPReLU(nn.Module):
         [-1.0, 2.0]
     """
 
-    def __init__(self, num_channels: int, init_slope: float = 0.25) -> None:
+    def __init__(self, num_channels: int, init_slope: float = 0.25, inplace: bool = False) -> None:
+        # ``inplace`` is accepted because mmcv's ConvModule passes it to every activation; the shifts
+        # make an in-place version pointless, so it is ignored.
         super().__init__()
         check_positive_int('RPReLU', 'num_channels', num_channels)
         self.num_channels = num_channels
