@@ -100,8 +100,29 @@ def test_default_space_range_at_224():
     small = subnet_ops('smallest', space)
     # docs/nasbnn.md §4: the space spans roughly 20M to 330M OPs.
     assert 19e6 < small.ops < 23e6 and 320e6 < big.ops < 340e6
-    # The real space's smallest subnet against summarize at a small input (fast on CPU).
-    static = NASBNN('smallest', space).eval()
-    measured = summarize(static, torch.randn(1, 3, 64, 64)).total.ops
-    assert subnet_ops('smallest', space, input_size=64, num_classes=0).ops == pytest.approx(measured)
+    # ... and exactly what summarize measures on the built static models (+ the 1000-class FC).
+    for name, analytic in (('smallest', small), ('biggest', big)):
+        static = NASBNN(name, space).eval()
+        head = torch.nn.Linear(static.out_channels[-1], 1000)
+        measured = summarize(torch.nn.ModuleDict(dict(b=static, h=head)), torch.randn(1, 3, 224, 224),
+                             forward=lambda x: head(static(x)[-1].mean((2, 3)))).total
+        assert analytic.ops == pytest.approx(measured.ops, rel=1e-12), name
 
+
+def test_backbones_build_from_mmdet_and_mmpretrain_registries():
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    for registry in (DET_MODELS, CLS_MODELS):
+        static = registry.build(dict(type='NASBNN', space=TINY_SPACE, subnet='smallest', out_indices=(0, 1, 2)))
+        supernet = registry.build(dict(type='NASBNNSuperNet', space=TINY_SPACE, out_indices=(0, 1, 2)))
+        assert len(static(torch.randn(1, 3, 32, 32))) == len(supernet(torch.randn(1, 3, 32, 32))) == 3
+
+
+def test_import_mmdynbnn_does_not_import_mmdet_or_mmpretrain():
+    import subprocess
+    import sys
+    code = ('import sys, mmdynbnn; from mmengine.registry import MODELS; '
+            "assert MODELS.get('NASBNN') and MODELS.get('NASBNNSuperNet'); "
+            "print(sorted(m for m in ('mmdet', 'mmpretrain') if m in sys.modules))")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'
