@@ -134,3 +134,21 @@ def test_sliced_bn_updates_only_the_active_running_stats():
     net(torch.randn(4, 3, 16, 16) * 3 + 1)
     assert (bn.running_mean[:16] != 0).all() and (bn.running_mean[16:] == 0).all()
     assert (bn.running_var[16:] == 1).all()
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_sliced_bn_equals_a_bn_of_the_slice(training):
+    from mmdynbnn.models.backbones.nasbnn_blocks import SlicedBatchNorm2d
+    torch.manual_seed(0)
+    sliced, plain = SlicedBatchNorm2d(8), torch.nn.BatchNorm2d(5)
+    with torch.no_grad():
+        for t in (sliced.weight, sliced.bias, sliced.running_mean):
+            t.normal_()
+        sliced.running_var.uniform_(0.5, 2)
+        for name in ('weight', 'bias', 'running_mean', 'running_var'):
+            getattr(plain, name).copy_(getattr(sliced, name)[:5])
+    sliced.train(training), plain.train(training)
+    x = torch.randn(4, 5, 3, 3)
+    torch.testing.assert_close(sliced(x), plain(x))
+    torch.testing.assert_close(sliced.running_mean[:5], plain.running_mean)
+    torch.testing.assert_close(sliced.running_var[:5], plain.running_var)

@@ -92,19 +92,20 @@ class SlicedBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         if c == self.num_features:
             return super().forward(x)
-        training = self.training or not self.track_running_stats
         momentum = self.momentum if self.momentum is not None else 0.0
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative average, as nn.BatchNorm2d
                 momentum = 1.0 / float(self.num_batches_tracked)
-        rm = self.running_mean[:c] if self.running_mean is not None else None
-        rv = self.running_var[:c] if self.running_var is not None else None
-        w = self.weight[:c] if self.weight is not None else None
-        b = self.bias[:c] if self.bias is not None else None
-        return F.batch_norm(x, rm if not self.training or self.track_running_stats else None,
-                            rv if not self.training or self.track_running_stats else None, w, b,
-                            training, momentum, self.eps)
+        # As nn.BatchNorm2d: batch statistics in training or without running statistics; the running
+        # statistics (a view of the leading slice, updated in place) otherwise / in addition.
+        use_batch_stats = self.training or self.running_mean is None
+        use_running = self.running_mean is not None and (not self.training or self.track_running_stats)
+        return F.batch_norm(x, self.running_mean[:c] if use_running else None,
+                            self.running_var[:c] if use_running else None,
+                            self.weight[:c] if self.weight is not None else None,
+                            self.bias[:c] if self.bias is not None else None,
+                            use_batch_stats, momentum, self.eps)
 
 
 class SuperBinaryConv(nn.Module):
