@@ -59,6 +59,11 @@ def test_static_backbone_from_config_and_validation():
     subnet = Subnet.smallest(TINY_SPACE).to_config()
     model = MODELS.build(dict(type='NASBNN', space=TINY_SPACE, subnet=subnet, out_indices=(1, 2)))
     assert model.out_channels == (12, 16)
+    frozen = NASBNN(subnet, TINY_SPACE, frozen_stages=1, norm_eval=True).train()
+    assert not any(p.requires_grad for p in frozen.stem.parameters())
+    assert not any(p.requires_grad for p in frozen.stages[0].parameters())
+    assert all(p.requires_grad for p in frozen.stages[1].parameters())
+    assert not any(m.training for m in frozen.modules() if isinstance(m, torch.nn.BatchNorm2d))
     subnet['stages'][0]['blocks'][0]['channels'] = 9
     with pytest.raises(ValueError, match=r'stage 0, block 0: channels=9 .* \[8, 12\]'):
         NASBNN(subnet, TINY_SPACE)

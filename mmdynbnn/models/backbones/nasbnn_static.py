@@ -136,7 +136,18 @@ def export_static_state_dict(supernet: NASBNNSuperNet, subnet: SubnetLike,
 
 def export_static(supernet: NASBNNSuperNet, subnet: SubnetLike,
                   out_indices: Optional[Sequence[int]] = None) -> NASBNN:
-    """Build a :class:`NASBNN` for ``subnet`` and load the exported supernet weights into it."""
+    """Build a :class:`NASBNN` for ``subnet`` and load the exported supernet weights into it.
+
+    Example:
+        >>> import torch
+        >>> from mmdynbnn.nas import CIFAR_SPACE
+        >>> supernet = NASBNNSuperNet(CIFAR_SPACE).eval()
+        >>> subnet = supernet.set_subnet('smallest')
+        >>> static = export_static(supernet, subnet).eval()
+        >>> x = torch.randn(1, 3, 32, 32)
+        >>> torch.equal(static(x)[-1], supernet(x)[-1])
+        True
+    """
     subnet = build_subnet(subnet, supernet.space)
     static = NASBNN(subnet, supernet.space,
                     out_indices=supernet.out_indices if out_indices is None else out_indices)
