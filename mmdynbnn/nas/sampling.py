@@ -15,6 +15,7 @@ Example:
 """
 import random
 from functools import lru_cache
+from itertools import product
 from typing import List, Optional, Sequence, Tuple
 
 from .space import SearchSpace, SpaceLike
@@ -84,7 +85,6 @@ def count_subnets(space: SpaceLike, nd: bool = True) -> int:
     """Number of distinct subnets in the space (with or without the ND constraint)."""
     space = SearchSpace.from_config(space)
     # Per depth combination: channel sequences (ND or free) x kernel/group choices per block.
-    from itertools import product
     total = 0
     for depths in product(*[s.depth for s in space.stages]):
         positions = [space.stem.channels] + [s.channels for s, d in zip(space.stages, depths)

@@ -142,7 +142,7 @@ class SearchSpace:
                     raise ValueError(f'search space stage {i}: groups={bad} do not divide input channels {c} '
                                      f'that a block of this stage can see; every group choice must divide '
                                      f'{sorted(set(prev) | set(stage.channels))}')
-                if c // stage.groups[-1] * stage.max_kernel ** 2 < 2:
+                if c // stage.groups[-1] * stage.kernel[0] ** 2 < 2:
                     raise ValueError(f'search space stage {i}: channels {c} / groups {stage.groups[-1]} leaves '
                                      f'too few weights per output channel for weight normalisation')
             prev = stage.channels
