@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import mmdynbnn.cls  # noqa: F401
 from mmdynbnn.nas import CIFAR_SPACE, IMAGENET_SPACE, build_space
@@ -46,13 +46,13 @@ def test_cifar_config_uses_the_small_space_and_bundled_data():
                                   'nasbnn-supernet_bi-teacher_cifar10-mini.py'])
 def test_weight_decay_only_on_conv_and_fc_weights(name):
     cfg = load(name)
-    init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     model_cfg = cfg.model.to_dict()
     model_cfg['backbone']['space'] = TINY_SPACE  # same module types, fast to build
     model_cfg['backbone']['out_indices'] = (-1,)
     model_cfg['head']['in_channels'] = 24
-    model = MODELS.build(model_cfg)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(model_cfg)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups for p in g['params']}
     for n, p in model.named_parameters():
@@ -67,8 +67,8 @@ def test_finetune_configs(name):
     assert cfg.model.backbone.type == 'NASBNN' and cfg.model.head.type == 'LinearClsHead'
     assert cfg.optim_wrapper.optimizer.lr == 1e-5 and cfg.optim_wrapper.optimizer.weight_decay == 0
     assert cfg.train_cfg.max_epochs == 25
-    init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
     size = cfg.search_space.input_size
     assert model(torch.randn(1, 3, size, size), mode='tensor').shape == (1, cfg.model.head.num_classes)

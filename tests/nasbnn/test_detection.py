@@ -3,7 +3,7 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                   'configs/nasbnn/retinanet_nasbnn-smallest_fpn_coco-mini.py')
@@ -15,9 +15,9 @@ def test_retinanet_with_nasbnn_backbone_trains_one_step():
     from mmengine.structures import InstanceData
     from mmengine.optim import OptimWrapper
     cfg = Config.fromfile(CONFIG)
-    init_default_scope('mmdet')
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # scoped: later tests build mmpretrain models
+        model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'NASBNN'
     assert model.backbone.out_channels == tuple(cfg.model.neck.in_channels)
     sample = DetDataSample(metainfo=dict(img_shape=(128, 160), pad_shape=(128, 160), batch_input_shape=(128, 160)))
