@@ -1,7 +1,8 @@
 # NAS-BNN supernet, Bi-Teacher training on ImageNet-1k with the paper's recipe (docs/nasbnn.md §2-§3):
 # Adam lr 2.5e-3, cosine per epoch, 512 epochs, batch 512 (8 GPUs x 64), weight decay 5e-6 on conv/FC
 # weights only; RandomResizedCrop 224 + flip; mean = std = 0.5 (x255); eval Resize 256 + CenterCrop 224.
-# Data: mmpretrain's ImageNet layout under data_root (train/, val/, meta/{train,val}.txt), e.g.
+# Data: mmpretrain's ImageNet layout under data_root: train/ and val/ with one folder per class (1000),
+# or the images plus meta/{train,val}.txt annotation lists. Point at it with
 #   --cfg-options train_dataloader.dataset.data_root=/path/imagenet val_dataloader.dataset.data_root=/path/imagenet
 _base_ = ['mmpretrain::_base_/datasets/imagenet_bs64.py', 'mmpretrain::_base_/default_runtime.py']
 
