@@ -1,0 +1,71 @@
+"""Export one subnet of a trained NAS-BNN supernet classifier as a static model: weights + config.
+
+    python tools/nas/export_subnet.py SUPERNET_CONFIG SUPERNET_CKPT --subnet smallest --out-dir DIR \
+        [--name NAME] [--base-config FINETUNE_CONFIG]
+
+``--subnet`` is ``biggest``, ``smallest`` or a ``.json``/``.yaml``/``.py`` file holding the subnet dict.
+Writes ``DIR/NAME.pth`` (an mmengine checkpoint of an ``ImageClassifier`` with a ``NASBNN`` backbone;
+kernel transforms baked in), ``DIR/NAME.json`` (the subnet) and ``DIR/NAME.py``: a config inheriting the
+fine-tune config (default: the supernet config's name with ``supernet_bi-teacher`` replaced by
+``subnet_finetune``) with the subnet, the head width and ``load_from`` filled in, ready for the stock
+``tools/test.py`` (evaluate) or ``tools/train.py`` (fine-tune). Prints the subnet's analytic OPs.
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config', help='supernet (BiTeacherClassifier) config')
+    p.add_argument('checkpoint', help='supernet checkpoint')
+    p.add_argument('--subnet', default='biggest', help="'biggest', 'smallest' or a subnet file")
+    p.add_argument('--out-dir', required=True)
+    p.add_argument('--name', default=None, help='file stem (default: subnet_<OPs>M)')
+    p.add_argument('--base-config', default=None, help='fine-tune config the written config inherits')
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)  # imports custom_imports (mmdynbnn, mmdynbnn.cls)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    from mmpretrain.registry import MODELS
+
+    from mmdynbnn.cls import export_classifier
+    from mmdynbnn.nas import build_subnet, subnet_ops
+
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    subnet = build_subnet(args.subnet, model.backbone.space)
+    model_cfg, state = export_classifier(model, subnet)
+    ops = subnet_ops(subnet, model.backbone.space, num_classes=model.head.fc.out_features)
+    name = args.name or f'subnet_{ops.ops / 1e6:.1f}M'
+    os.makedirs(args.out_dir, exist_ok=True)
+    ckpt = osp.abspath(osp.join(args.out_dir, f'{name}.pth'))
+    torch.save(dict(meta=dict(subnet=subnet.to_config(), ops=ops.ops), state_dict=state), ckpt)
+    subnet.dump(osp.join(args.out_dir, f'{name}.json'))
+    base = args.base_config or args.config.replace('supernet_bi-teacher', 'subnet_finetune')
+    if not osp.exists(base):
+        raise FileNotFoundError(f'fine-tune config {base} not found; pass --base-config')
+    c_last = model_cfg['head']['in_channels']
+    with open(osp.join(args.out_dir, f'{name}.py'), 'w') as f:
+        f.write(f'# Static NAS-BNN subnet exported from {osp.abspath(args.checkpoint)} '
+                f'({ops.ops / 1e6:.3f}M OPs at {model.backbone.space.input_size}px)\n'
+                f'_base_ = [{osp.abspath(base)!r}]\n'
+                f'subnet = {subnet.to_config()!r}\n'
+                f'# _delete_: the base config names its subnet with a string\n'
+                f'model = dict(backbone=dict(subnet=dict(_delete_=True, **subnet)), '
+                f'head=dict(in_channels={c_last}))\n'
+                f'load_from = {ckpt!r}\n')
+    print(f'subnet: {subnet}\nOPs: {ops.ops / 1e6:.3f}M (FLOPs {ops.flops / 1e6:.3f}M, '
+          f'BOPs {ops.bops / 1e6:.3f}M)\nwrote {ckpt} and {name}.py / {name}.json in {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
