@@ -117,7 +117,12 @@ class WeightPreprocess(Function):
 
 
 def preprocess_weight(fn: Callable[..., Tensor], *tensors: Tensor) -> Tensor:
-    """Apply ``fn`` to parameter tensors as one untraced op (see :class:`WeightPreprocess`)."""
+    """Apply ``fn`` to parameter tensors as one untraced op (see :class:`WeightPreprocess`).
+
+    ``fn`` must be a pure function of ``tensors``: it may close over plain Python numbers (widths, kernel
+    sizes) but not over values read from traced tensors (e.g. ``x.shape[1]`` of an activation), which the
+    jit tracer of ``get_flops.py`` cannot resolve inside the op (``RuntimeError: unordered_map::at``).
+    """
     return WeightPreprocess.apply(fn, *tensors)
 
 
