@@ -44,7 +44,7 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // Packing float activations into bits: bit = !(x + t >= 0) (1 encodes -1; NaN -> -1 like training).
 
-MMDYNBNN_INLINE uint64_t neg_bit(float v, float t) { return (v + t >= 0.f) ? 0u : 1u; }
+MMDYNBNN_INLINE uint64_t neg_bit(float v, float t) { return static_cast<uint64_t>(!(v + t >= 0.f)); }
 
 // One interior row, generic strides. Dispatch on layout for the two common cases.
 MMDYNBNN_INLINE void pack_row_generic(const PackArgs& a, int64_t n, int64_t h, uint64_t* row) {
@@ -469,6 +469,90 @@ conv_items_avx512(const ConvArgs& a, int64_t begin, int64_t end) {
 #endif
 
 }  // namespace
+
+namespace {
+
+MMDYNBNN_INLINE float rprelu_one(float v, float a, float s, float b) {
+  // Both branches computed unconditionally so that the compiler can vectorise (select, no branch).
+  const float t = v - a;
+  const float m = s * t;
+  const float p = t > 0.f ? t : m;
+  return p + b;
+}
+
+MMDYNBNN_INLINE void rprelu_impl(const float* __restrict x, float* __restrict y, const float* shift_in,
+                                 const float* slope, const float* shift_out, int64_t C, int64_t inner,
+                                 int64_t begin, int64_t end) {
+  int64_t e = begin;
+  if (inner == 1) {  // channels_last: channel runs contiguous
+    while (e < end) {
+      const int64_t c0 = e % C;
+      const int64_t n = std::min<int64_t>(C - c0, end - e);
+      const float* xa = x + e;
+      float* ya = y + e;
+      for (int64_t c = 0; c < n; ++c) ya[c] = rprelu_one(xa[c], shift_in[c0 + c], slope[c0 + c], shift_out[c0 + c]);
+      e += n;
+    }
+    return;
+  }
+  while (e < end) {  // NCHW: one channel per plane
+    const int64_t c = (e / inner) % C;
+    const int64_t n = std::min<int64_t>(inner - e % inner, end - e);
+    const float a = shift_in[c], s = slope[c], b = shift_out[c];
+    const float* xa = x + e;
+    float* ya = y + e;
+    for (int64_t i = 0; i < n; ++i) ya[i] = rprelu_one(xa[i], a, s, b);
+    e += n;
+  }
+}
+
+#if MMDYNBNN_X86
+// Same operations as rprelu_one, 8 lanes at a time: sub, mul, compare (t > 0, ordered), blend, add.
+__attribute__((target("avx2"))) MMDYNBNN_INLINE void rprelu8(const float* x, float* y, __m256 a, __m256 s, __m256 b) {
+  const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x), a);
+  const __m256 m = _mm256_mul_ps(s, t);
+  const __m256 p = _mm256_blendv_ps(m, t, _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GT_OQ));
+  _mm256_storeu_ps(y, _mm256_add_ps(p, b));
+}
+
+__attribute__((target("avx2"))) void rprelu_avx2(const float* x, float* y, const float* shift_in, const float* slope,
+                                                 const float* shift_out, int64_t C, int64_t inner, int64_t begin,
+                                                 int64_t end) {
+  int64_t e = begin;
+  if (inner == 1) {
+    while (e < end) {
+      const int64_t c0 = e % C;
+      const int64_t n = std::min<int64_t>(C - c0, end - e);
+      int64_t c = 0;
+      for (; c + 8 <= n; c += 8)
+        rprelu8(x + e + c, y + e + c, _mm256_loadu_ps(shift_in + c0 + c), _mm256_loadu_ps(slope + c0 + c),
+                _mm256_loadu_ps(shift_out + c0 + c));
+      for (; c < n; ++c) y[e + c] = rprelu_one(x[e + c], shift_in[c0 + c], slope[c0 + c], shift_out[c0 + c]);
+      e += n;
+    }
+    return;
+  }
+  while (e < end) {
+    const int64_t ch = (e / inner) % C;
+    const int64_t n = std::min<int64_t>(inner - e % inner, end - e);
+    const __m256 a = _mm256_set1_ps(shift_in[ch]), s = _mm256_set1_ps(slope[ch]), b = _mm256_set1_ps(shift_out[ch]);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) rprelu8(x + e + i, y + e + i, a, s, b);
+    for (; i < n; ++i) y[e + i] = rprelu_one(x[e + i], shift_in[ch], slope[ch], shift_out[ch]);
+    e += n;
+  }
+}
+#endif
+
+}  // namespace
+
+void rprelu_range(const float* x, float* y, const float* shift_in, const float* slope, const float* shift_out,
+                  int64_t C, int64_t inner, int64_t begin, int64_t end) {
+#if MMDYNBNN_X86
+  if (__builtin_cpu_supports("avx2")) return rprelu_avx2(x, y, shift_in, slope, shift_out, C, inner, begin, end);
+#endif
+  rprelu_impl(x, y, shift_in, slope, shift_out, C, inner, begin, end);
+}
 
 void conv_items(const ConvArgs& a, int isa, int64_t begin, int64_t end) {
 #if MMDYNBNN_X86

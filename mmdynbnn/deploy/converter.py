@@ -7,8 +7,9 @@ Works on any module tree (classifier, detector backbone, hand-written ``nn.Modul
    of mmcv/mmdet/mmpretrain blocks; see :func:`fold_batchnorms`): into the output affine of binary and
    quantised convs, into weight and bias of float convs;
 3. replaces each :class:`BinaryConv2d` by a :class:`PackedBinaryConv2d` (packed weights, scale = alpha x
-   out_scale, bias, RSign threshold) and each :class:`QuantConv2d` (8-bit stem) by a float ``nn.Conv2d``;
-   plain float convs, FC, pooling, RPReLU, residual adds are kept;
+   out_scale, bias, RSign threshold), each :class:`QuantConv2d` (8-bit stem) by a float ``nn.Conv2d`` and
+   each :class:`RPReLU` by the one-pass :class:`FusedRPReLU`; plain float convs, FC, pooling, residual
+   adds are kept (float conv weights stored channels_last, see ``channels_last``);
 4. inside an ``nn.Sequential``: an :class:`RSign` directly followed by a binary conv that takes +-1 input
    (``act_binarizer='none'``) is merged into that conv's pack threshold; a binary conv directly followed
    by another binary conv (nothing in between once BN is folded) emits the next layer's packed
@@ -21,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..ops import BinaryConv2d, FoldableConv2d, QuantConv2d, RSign
-from .modules import PackedBinaryConv2d, float_conv_from_quant
+from ..ops import BinaryConv2d, FoldableConv2d, QuantConv2d, RPReLU, RSign
+from .modules import FusedRPReLU, PackedBinaryConv2d, float_conv_from_quant
 
 
 class UnsupportedLayerError(ValueError):
@@ -120,6 +121,8 @@ def _replace_convs(module: nn.Module, prefix: str) -> None:
             setattr(module, child_name, PackedBinaryConv2d.from_binary_conv(child, name=name))
         elif isinstance(child, QuantConv2d):
             setattr(module, child_name, float_conv_from_quant(child))
+        elif isinstance(child, RPReLU):
+            setattr(module, child_name, FusedRPReLU.from_rprelu(child))
         else:
             _replace_convs(child, name)
 
@@ -157,7 +160,7 @@ def _fuse_sequentials(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def convert_to_deploy(model: nn.Module, fold_bn: bool = True, fuse: bool = True,
+def convert_to_deploy(model: nn.Module, fold_bn: bool = True, fuse: bool = True, channels_last: bool = True,
                       inplace: bool = False) -> nn.Module:
     """Return the bit-packed deploy version of ``model`` (in eval mode, on the CPU).
 
@@ -165,6 +168,9 @@ def convert_to_deploy(model: nn.Module, fold_bn: bool = True, fuse: bool = True,
         model: any module tree containing :class:`BinaryConv2d` layers (binary mode).
         fold_bn: fold BN layers that follow a conv (see module docstring). Unfolded BNs stay float ops.
         fuse: apply the ``nn.Sequential`` fusions (RSign into threshold, fused next sign).
+        channels_last: store float conv weights channels_last, so float convs (stem, necks, heads) emit
+            channels_last activations like the packed convs do; mixed layouts make every residual add
+            a slow transposing copy.
         inplace: convert ``model`` itself instead of a deep copy.
 
     Raises:
@@ -185,6 +191,10 @@ def convert_to_deploy(model: nn.Module, fold_bn: bool = True, fuse: bool = True,
     _replace_convs(model, '')
     if fuse:
         _fuse_sequentials(model)
+    if channels_last:
+        for m in model.modules():
+            if type(m) is nn.Conv2d:
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
     return model.eval()
 
 

@@ -133,3 +133,39 @@ def float_conv_from_quant(conv: nn.Module) -> nn.Conv2d:
         if has_bias:
             out.bias.copy_(conv.bias.detach())
     return out.eval()
+
+
+class FusedRPReLU(nn.Module):
+    """:class:`mmdynbnn.ops.RPReLU` in one memory pass (C++), bit-identical to the three torch ops
+    (``x - shift_in``, ``prelu``, ``+ shift_out``); falls back to those ops without the extension or for
+    layouts other than NCHW / channels_last contiguous."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.num_channels = num_channels
+        self.register_buffer('shift_in', torch.zeros(num_channels))
+        self.register_buffer('slope', torch.full((num_channels,), 0.25))
+        self.register_buffer('shift_out', torch.zeros(num_channels))
+
+    @classmethod
+    @torch.no_grad()
+    def from_rprelu(cls, act: nn.Module) -> 'FusedRPReLU':
+        mod = cls(act.num_channels)
+        mod.shift_in = act.shift_in.detach().float().cpu().contiguous()
+        mod.slope = act.slope.detach().float().cpu().contiguous()
+        mod.shift_out = act.shift_out.detach().float().cpu().contiguous()
+        return mod
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.num_channels:
+            raise ValueError(f'FusedRPReLU({self.num_channels}): expected (N, {self.num_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        ext = BF._ext(None)
+        if (ext is not None and x.dtype == torch.float32 and x.device.type == 'cpu'
+                and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))):
+            return ext.rprelu(x, self.shift_in, self.slope, self.shift_out)
+        y = torch.nn.functional.prelu(x - self.shift_in.view(1, -1, 1, 1), self.slope)
+        return y + self.shift_out.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f'num_channels={self.num_channels}'
