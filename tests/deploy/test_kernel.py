@@ -141,3 +141,27 @@ def test_unsupported_isa_request_is_rejected(cpp_ext):
     x = torch.randn(1, 8, 4, 4)
     with pytest.raises(RuntimeError, match='requested but this CPU only supports'):
         BF.pack_activations(x, None, 1, 0, 0, isa='avx512-vpopcntdq')
+
+
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last', 'strided'])
+def test_fused_rprelu_is_bit_identical_to_rprelu(layout):
+    from mmdynbnn.deploy import FusedRPReLU
+    from mmdynbnn.ops import RPReLU
+    gen = torch.Generator().manual_seed(0)
+    act = RPReLU(37)
+    with torch.no_grad():
+        act.shift_in.copy_(torch.randn(37, generator=gen) * 0.3)
+        act.slope.copy_(torch.randn(37, generator=gen) * 0.3)  # negative slopes too
+        act.shift_out.copy_(torch.randn(37, generator=gen) * 0.3)
+    x = torch.randn(2, 37, 9, 13, generator=gen)
+    x[0, :, 0, 0] = act.shift_in.detach()  # exactly at the kink (x - shift_in == 0)
+    if layout == 'channels_last':
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == 'strided':
+        x = x[..., ::2]
+    fused = FusedRPReLU.from_rprelu(act)
+    with torch.no_grad():
+        ref = act(x)
+        assert torch.equal(fused(x), ref)
+        with kernel_options(reference=True):
+            assert torch.equal(fused(x), ref)
