@@ -39,6 +39,9 @@ def _jit_build():
         raise RuntimeError(f'no C++ compiler ({compiler!r}) on PATH')
     cache = Path(os.environ.get('MMDYNBNN_BITPACK_CACHE', Path.home() / '.cache' / 'mmdynbnn' / 'bitpack'))
     cache.mkdir(parents=True, exist_ok=True)
+    if not any(cache.glob('*.so')):
+        logger.warning('mmdynbnn.deploy: compiling the bit-packed C++ kernels into %s (one time, about a minute)',
+                       cache)
     start = time.time()
     ext = cpp_extension.load(name='mmdynbnn_bitpack_jit', sources=sources, extra_cflags=EXTRA_CFLAGS,
                              extra_include_paths=[str(CSRC)], build_directory=str(cache), verbose=False)

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,7 +48,7 @@ def flat(out):
 
 def main():
     args = parse_args()
-    sys.path.insert(0, os.getcwd())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's mmdynbnn
     from mmdynbnn.deploy import convert_to_deploy, deploy_summary, describe_backend
     from mmdynbnn.deploy.io import build_model_from_config, save_deploy_checkpoint
 
