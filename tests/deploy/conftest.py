@@ -32,13 +32,10 @@ def cpp_ext():
     return get_extension()
 
 
-def available_isas():
-    """Instruction sets this CPU can run (every one is tested against the reference)."""
-    from mmdynbnn.deploy import get_extension
-    ext = get_extension()
-    if ext is None:
-        return []
-    return [ISA_NAMES[level] for level in range(int(ext.best_isa()) + 1)]
+@pytest.fixture(scope='session')
+def isas(cpp_ext):
+    """Every instruction set this CPU can run (each is tested against the reference)."""
+    return [ISA_NAMES[level] for level in range(int(cpp_ext.best_isa()) + 1)]
 
 
 @pytest.fixture

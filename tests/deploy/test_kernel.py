@@ -52,8 +52,7 @@ def assert_float_close(out, ref):
 
 
 @pytest.mark.parametrize('case', CASES, ids=[f'case{i}' for i in range(len(CASES))])
-def test_deploy_conv_matches_training_eval(cpp_ext, case):
-    from conftest import available_isas
+def test_deploy_conv_matches_training_eval(isas, case):
     conv, x = make_conv(case)
     with torch.no_grad():
         ref = conv(x)
@@ -61,7 +60,7 @@ def test_deploy_conv_matches_training_eval(cpp_ext, case):
         with kernel_options(reference=True):
             out_ref_path = dep(x)
         assert_float_close(out_ref_path, ref)
-        for isa in available_isas():
+        for isa in isas:
             with kernel_options(isa=isa):
                 out = dep(x)
                 out_cl = dep(x.contiguous(memory_format=torch.channels_last))
@@ -73,7 +72,7 @@ def test_deploy_conv_matches_training_eval(cpp_ext, case):
 
 @pytest.mark.parametrize('act_binarizer,bias,out_scale', [('sign', False, False), ('none', True, False),
                                                           ('rsign', False, True)])
-def test_binarizer_and_affine_variants(cpp_ext, act_binarizer, bias, out_scale):
+def test_binarizer_and_affine_variants(act_binarizer, bias, out_scale):
     case = (70, 33, 3, 2, 1, 1, 1, 13, 11)
     conv, x = make_conv(case, act_binarizer=act_binarizer, bias=bias, out_scale=out_scale, seed=3)
     if act_binarizer == 'none':
@@ -90,7 +89,7 @@ def test_reference_path_matches_training_eval_without_extension():
             assert_float_close(PackedBinaryConv2d.from_binary_conv(conv)(x), conv(x))
 
 
-def test_kernel_transform_and_zero_weight_channel(cpp_ext):
+def test_kernel_transform_and_zero_weight_channel():
     from mmdynbnn.ops import KernelTransform
     conv, x = make_conv((24, 20, 3, 1, 1, 1, 1, 8, 8), seed=5)
     with torch.no_grad():
@@ -115,7 +114,7 @@ def test_results_independent_of_thread_count(cpp_ext, threads, case):
 
 
 @pytest.mark.parametrize('groups_next', [1, 2])
-def test_fused_next_sign_emits_next_layers_packed_input(cpp_ext, groups_next):
+def test_fused_next_sign_emits_next_layers_packed_input(groups_next):
     conv, x = make_conv((70, 128, 3, 1, 1, 1, 1, 9, 7), seed=11)
     nxt, _ = make_conv((128, 40, 3, 1, 1, groups_next, 1, 9, 7), seed=12)
     with torch.no_grad():

@@ -64,7 +64,7 @@ def test_weight_round_trip_and_popcounts(shape, groups):
 
 @pytest.mark.parametrize('layout', ['nchw', 'channels_last', 'strided'])
 @pytest.mark.parametrize('channels,groups,pad', [(3, 1, 1), (70, 2, 1), (130, 1, 2), (256, 4, 0), (96, 1, 1)])
-def test_cpp_packer_matches_torch_packer(cpp_ext, layout, channels, groups, pad):
+def test_cpp_packer_matches_torch_packer(isas, layout, channels, groups, pad):
     gen = torch.Generator().manual_seed(channels + pad)
     x = torch.randn(2, channels, 9, 11, generator=gen)
     x[0, 0, 0, :3] = torch.tensor([0.0, -0.0, float('nan')])
@@ -74,8 +74,7 @@ def test_cpp_packer_matches_torch_packer(cpp_ext, layout, channels, groups, pad)
     elif layout == 'strided':
         x = torch.randn(2, channels, 9, 22, generator=gen)[..., ::2]
     expected = packing.pack_activations(x, thr, groups, pad, pad)
-    from conftest import available_isas
-    for isa in available_isas():
+    for isa in isas:
         for t in (thr, None):
             want = expected if t is thr else packing.pack_activations(x, None, groups, pad, pad)
             assert torch.equal(BF.pack_activations(x, t, groups, pad, pad, isa=isa), want), isa
