@@ -54,9 +54,9 @@ struct ConvArgs {
   const float* scale;  // (Cout,)
   const float* bias;   // (Cout,) or nullptr
   // Output: float (N, Ho, Wo, Cout) when out_bits == nullptr; otherwise the next layer's packed
-  // activations sign(y + next_thr) as (N, Ho + 2 opad_h, Wo + 2 opad_w, 1, ceil(Cout / 64)) words, whose
-  // padding ring the caller zeroes. Packed output needs nCB == ceil(Cout/16) and G == 1 or Cout % 64
-  // handled per block (see conv_items).
+  // activations sign(y + next_thr) as (N, Ho + 2 opad_h, Wo + 2 opad_w, 1, ceil(Cout / 64)) words, which
+  // the caller zero-initialises (padding ring, unused tail bits). Each work item stores one 16-bit
+  // quarter of a word, so packed output needs G == 1 or CoutG % 16 == 0 (checked by the binding).
   float* out;
   const float* next_thr;  // nullptr: threshold 0
   uint64_t* out_bits;
