@@ -1,4 +1,13 @@
-"""Install mmdynbnn: ``pip install -e . --no-build-isolation`` (after torch and mmcv, see tools/setup_env.sh)."""
+"""Install mmdynbnn: ``pip install -e . --no-build-isolation`` (after torch and mmcv, see tools/setup_env.sh).
+
+The optional C++ extension ``mmdynbnn._bitpack_ext`` (bit-packed binary conv kernels, ``csrc/bitpack``) is
+built with torch's ``cpp_extension`` when torch and a C++ compiler are available. It downloads nothing,
+and a missing compiler or a failed build only prints a warning: mmdynbnn then uses its JIT build or the
+pure-torch reference path (``mmdynbnn.deploy.describe_backend()`` says which). ``MMDYNBNN_NO_EXT=1``
+skips it. In a development tree: ``python setup.py build_ext --inplace``.
+"""
+import os
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -17,6 +26,42 @@ def version() -> str:
     return scope['__version__']
 
 
+def bitpack_extension() -> dict:
+    """``ext_modules``/``cmdclass`` for the optional bit-packed kernels, or nothing."""
+    if os.environ.get('MMDYNBNN_NO_EXT', '') not in ('', '0'):
+        return {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except Exception as exc:  # torch absent (e.g. isolated build env): pure-torch / JIT paths remain
+        print(f'mmdynbnn: torch not importable ({exc}); skipping the optional C++ bit-packed kernels',
+              file=sys.stderr)
+        return {}
+
+    class OptionalBuildExtension(BuildExtension):
+        """Build failures (no compiler, old compiler) are warnings: the extension is optional."""
+
+        def run(self):
+            try:
+                super().run()
+            except Exception as exc:
+                print(f'mmdynbnn: WARNING: optional C++ bit-packed kernels not built ({exc}); '
+                      f'the pure-torch reference path (or a JIT build) will be used', file=sys.stderr)
+
+        def build_extension(self, ext):
+            try:
+                super().build_extension(ext)
+            except Exception as exc:
+                print(f'mmdynbnn: WARNING: building {ext.name} failed ({exc}); '
+                      f'the pure-torch reference path (or a JIT build) will be used', file=sys.stderr)
+
+    csrc = Path('csrc') / 'bitpack'
+    ext = CppExtension('mmdynbnn._bitpack_ext',
+                       sources=[str(csrc / 'bitpack_kernels.cpp'), str(csrc / 'bitpack_binding.cpp')],
+                       include_dirs=[str(HERE / csrc)],
+                       extra_compile_args=['-O3', '-ffp-contract=off', '-fno-strict-aliasing'])
+    return dict(ext_modules=[ext], cmdclass={'build_ext': OptionalBuildExtension})
+
+
 setup(
     name='mmdynbnn',
     version=version(),
@@ -29,4 +74,5 @@ setup(
     extras_require={'tests': read_requirements('tests.txt')},
     license='Apache-2.0',
     zip_safe=False,
+    **bitpack_extension(),
 )

@@ -1,0 +1,58 @@
+"""Deploy checkpoints: build a model from an OpenMMLab config, convert it, save / load the packed state.
+
+A deploy checkpoint is ``{'meta': {...}, 'state_dict': <deploy model state>}``. It holds no pickled
+modules: :func:`load_deploy_model` rebuilds the float model from the config, converts its structure and
+loads the packed state (``torch.load(weights_only=True)`` compatible).
+"""
+import importlib
+import os
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .converter import convert_to_deploy
+
+DEPLOY_FORMAT = 'mmdynbnn-bitpacked-v1'
+
+
+def build_model_from_config(config, checkpoint: Optional[str] = None) -> nn.Module:
+    """Build ``cfg.model`` with its default scope's registry (mmpretrain, mmdet, ...), optionally loading
+    a (float, training-code) checkpoint; returns the model in eval mode on the CPU."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
+    for name in (cfg.get('custom_imports') or {}).get('imports', []):
+        importlib.import_module(name)
+    scope = cfg.get('default_scope', None)
+    if scope:
+        importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
+        registry = importlib.import_module(f'{scope}.registry').MODELS
+    else:
+        from mmengine.registry import MODELS as registry
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    if checkpoint is not None:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True)
+    return model.cpu().eval()
+
+
+def save_deploy_checkpoint(deploy_model: nn.Module, path: Union[str, os.PathLike], meta: Optional[dict] = None
+                           ) -> int:
+    """Save the deploy state; returns the file size in bytes."""
+    meta = dict(meta or {}, format=DEPLOY_FORMAT)
+    state = {k: v.detach().cpu().clone() for k, v in deploy_model.state_dict().items()}
+    torch.save({'meta': meta, 'state_dict': state}, str(path))
+    return os.path.getsize(path)
+
+
+def load_deploy_model(config, path: Union[str, os.PathLike]) -> nn.Module:
+    """Rebuild the deploy model of ``config`` and load a checkpoint written by :func:`save_deploy_checkpoint`."""
+    ckpt = torch.load(str(path), map_location='cpu', weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != DEPLOY_FORMAT:
+        raise ValueError(f'{path} is not a mmdynbnn deploy checkpoint (expected meta.format={DEPLOY_FORMAT!r}); '
+                         f'convert a training checkpoint with tools/deploy/convert.py first')
+    model = convert_to_deploy(build_model_from_config(config), inplace=True)
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    return model.eval()
