@@ -158,13 +158,11 @@ class DynamicDetector(BaseDetector):
 
     def route_mask(self, scores: Optional[Tensor], batch_size: int, device) -> Tensor:
         """Boolean ``(N,)``: True for hard images (route 2)."""
-        if self.force_route is not None:
-            return torch.full((batch_size, ), self.force_route == 2, dtype=torch.bool, device=device)
         tau = check_threshold(self.threshold)
-        if tau <= 0.0:
-            return torch.zeros(batch_size, dtype=torch.bool, device=device)
-        if tau >= 1.0:
-            return torch.ones(batch_size, dtype=torch.bool, device=device)
+        if self.force_route is not None or tau <= 0.0 or tau >= 1.0:
+            all_hard = self.force_route == 2 if self.force_route is not None else tau >= 1.0
+            make = torch.ones if all_hard else torch.zeros
+            return make(batch_size, dtype=torch.bool, device=device)
         return scores < tau
 
     def _route(self, batch_inputs: Tensor):
