@@ -38,6 +38,22 @@ def check_route(route, field: str = 'model.test_cfg.dynamic.route') -> Optional[
     return route
 
 
+class _AllRouteHeads:
+    """``detector.bbox_head`` for code written for single-head detectors (e.g. mmdet's
+    ``YOLOXModeSwitchHook`` sets ``model.bbox_head.use_l1 = True``): attribute writes go to every route's
+    head, reads come from route 1's head."""
+
+    def __init__(self, heads: Sequence[nn.Module]) -> None:
+        object.__setattr__(self, '_heads', list(heads))
+
+    def __getattr__(self, name: str):
+        return getattr(self._heads[0], name)
+
+    def __setattr__(self, name: str, value) -> None:
+        for head in self._heads:
+            setattr(head, name, value)
+
+
 @MODELS.register_module()
 class DynamicDetector(BaseDetector):
     """DynamicDet: B1 + router on every image, then route 1 (D1 on B1) for easy images (score >= tau) or
@@ -111,6 +127,13 @@ class DynamicDetector(BaseDetector):
         if self.training_step == 2:
             for name, param in self.named_parameters():
                 param.requires_grad_(name.startswith('router.'))
+
+    @property
+    def bbox_head(self) -> Optional[_AllRouteHeads]:
+        """Both routes' dense heads behind one object (None for a two-stage head)."""
+        if self.dynamic_head.two_stage:
+            return None
+        return _AllRouteHeads(self.dynamic_head.heads)
 
     # -- loading ---------------------------------------------------------------------------------------
     def _strict_load_check(self, state_dict, prefix, local_metadata, strict, missing_keys,

@@ -97,3 +97,11 @@ def test_faster_rcnn_shares_neck_and_heads(build):
     model = build(tiny_faster_rcnn())
     assert len(model.dynamic_head.necks) == 1 and len(model.dynamic_head.heads) == 1
     assert model.dynamic_head.head(0)['rpn_head'].num_classes == 1
+
+
+def test_yolox_mode_switch_reaches_both_heads(build):
+    model = build(tiny_yolox())
+    model.bbox_head.use_l1 = True  # what mmdet's YOLOXModeSwitchHook does
+    assert all(h.use_l1 for h in model.dynamic_head.heads) and len(model.dynamic_head.heads) == 2
+    assert model.bbox_head.num_classes == 3
+    assert build(tiny_faster_rcnn()).bbox_head is None
