@@ -1,7 +1,7 @@
 """Pick DynamicDet's threshold tau for a hard ratio or a target latency on this machine.
 
-Runs B1 + router over the validation set, measures both routes' latency (batch 1, ``test_step``) and
-FLOPs, and prints for hard ratios 0%, 10%, ..., 100% (and each ``--target-latency``) the threshold, the
+Runs B1 + router over the validation set (``val_dataloader`` as configured, so padding and hence scores
+match ``test.py``), measures both routes' latency (batch 1, ``test_step``) and FLOPs, and prints for hard ratios 0%, 10%, ..., 100% (and each ``--target-latency``) the threshold, the
 expected FLOPs and latency. ``--eval`` adds the COCO AP at each threshold (both routes are run once per
 image), ``--plot`` writes an accuracy-speed PNG, ``--out`` a JSON.
 
@@ -33,6 +33,8 @@ def parse_args():
     parser.add_argument('--latency-images', type=int, default=8, help='val images timed per route')
     parser.add_argument('--flops-images', type=int, default=2, help='val images whose FLOPs are counted')
     parser.add_argument('--max-images', type=int, default=0, help='use only the first N val images (0: all)')
+    parser.add_argument('--batch-size', type=int, default=0,
+                        help='batch size for the router scores (0: val_dataloader\'s; use the one you deploy with)')
     parser.add_argument('--step', type=float, default=10.0, help='hard-ratio step in percent')
     parser.add_argument('--eval', action='store_true', help='evaluate AP at every threshold')
     parser.add_argument('--plot', help='write an accuracy-speed (or FLOPs-speed) PNG here')
@@ -62,13 +64,18 @@ def main() -> None:
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     model.eval()
 
+    # Router scores with the val_dataloader as configured (its batch size decides the padding, and so the
+    # scores, exactly as in test.py); latency and FLOPs per image at batch 1.
     loader_cfg = copy.deepcopy(cfg.val_dataloader)
-    loader_cfg['batch_size'] = 1
+    if args.batch_size > 0:
+        loader_cfg['batch_size'] = args.batch_size
     if args.max_images > 0:
         loader_cfg['dataset']['indices'] = args.max_images
+    single_cfg = copy.deepcopy(loader_cfg)
+    single_cfg['batch_size'] = 1
     loader = Runner.build_dataloader(loader_cfg)
     batches = list(loader)
-    print(f'{len(batches)} validation images')
+    print(f'{len(loader.dataset)} validation images, batch size {loader_cfg["batch_size"]}')
 
     # B1 + router; with --eval also both routes' predictions (once per image)
     scores: List[float] = []
@@ -83,9 +90,13 @@ def main() -> None:
                 preds[route] += model.test_step(copy.deepcopy(batch))
             model.set_dynamic(route=None)
 
-    timing = batches[:max(1, args.latency_images)]
-    lat = {r: route_latency_ms(model, timing, r) for r in (1, 2)}
-    flops = {r: route_flops(model, batches[:max(1, args.flops_images)], r) for r in (1, 2)}
+    singles = []
+    for batch in Runner.build_dataloader(single_cfg):
+        singles.append(batch)
+        if len(singles) >= max(args.latency_images, args.flops_images, 1):
+            break
+    lat = {r: route_latency_ms(model, singles[:max(1, args.latency_images)], r) for r in (1, 2)}
+    flops = {r: route_flops(model, singles[:max(1, args.flops_images)], r) for r in (1, 2)}
     print(f'route 1 (B1 + D1):      {lat[1]:8.1f} ms/img  {flops[1] / 1e9:8.2f} GFLOPs')
     print(f'route 2 (B1 + B2 + D2): {lat[2]:8.1f} ms/img  {flops[2] / 1e9:8.2f} GFLOPs')
 
