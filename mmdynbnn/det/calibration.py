@@ -3,10 +3,9 @@ import copy
 import statistics
 import time
 from functools import partial
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Iterable, List, Sequence
 
 import torch
-from torch import Tensor
 
 from .dynamic_detector import DynamicDetector
 

@@ -1,6 +1,6 @@
 """DynamicDet detector: cascaded dual backbone + router + two routes, trained in two steps."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn

@@ -7,7 +7,6 @@ import torch.nn as nn
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleDict, ModuleList
 from mmengine.structures import InstanceData
 from torch import Tensor

@@ -19,7 +19,7 @@ MINI_STEP1 = [c for c in DYNAMIC if 'coco-mini_step1' in c]
 def test_every_family_has_coco_and_mini_step1_step2_configs():
     names = {osp.basename(c) for c in DYNAMIC}
     for family in ('retinanet_r18_fpn', 'retinanet_r50_fpn', 'faster-rcnn_r50_fpn', 'yolox_s'):
-        found = [n for n in names if n.startswith(f'dy-{family}')]
+        found = [n for n in names if n.startswith(f'dy-{family}_')]
         assert len(found) == 4, (family, found)  # COCO + mini, step 1 + step 2
         assert len(glob.glob(osp.join(CFG_DIR, f'static_{family}*'))) >= 1
 
@@ -60,3 +60,12 @@ def test_mini_models_train_and_route(path):
     with torch.no_grad():
         out = model(**data, mode='predict')
     assert [s.dynamic_route in (1, 2) for s in out] == [True, True]
+
+
+def test_binary_variant_uses_binary_convs_in_both_backbones():
+    from mmdynbnn.ops import BinaryConv2d
+    cfg = Config.fromfile(osp.join(CFG_DIR, 'dy-retinanet_r18-bconv_fpn_coco-mini_step1.py'))
+    model = MODELS.build(cfg.model)
+    for b in (model.backbone.b1, model.backbone.b2):
+        assert isinstance(b.layer1[0].conv1, BinaryConv2d) and isinstance(b.layer4[1].conv2, BinaryConv2d)
+    assert not isinstance(model.backbone.connections[0], BinaryConv2d)
