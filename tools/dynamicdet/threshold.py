@@ -132,6 +132,9 @@ def main() -> None:
                 f'{row["gflops"]:8.2f} {row["latency_ms"]:8.1f}')
         print(line + (f' {row["bbox_mAP"]:9.3f}' if args.eval else ''))
 
+    if args.eval and all(r['bbox_mAP'] != r['bbox_mAP'] for r in rows):
+        print('note: no detection passed test_cfg.score_thr at any threshold, so CocoMetric returned no AP '
+              '(an undertrained model?); try --cfg-options model.test_cfg.score_thr=0.0')
     result = dict(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint),
                   route_latency_ms={str(k): v for k, v in lat.items()},
                   route_gflops={str(k): v / 1e9 for k, v in flops.items()}, scores=scores, rows=rows)
@@ -145,7 +148,8 @@ def main() -> None:
         import matplotlib.pyplot as plt
         table = [r for r in rows if r['target_latency_ms'] is None]
         xs = [r['latency_ms'] for r in table]
-        key, label = ('bbox_mAP', 'COCO bbox mAP') if args.eval else ('gflops', 'GFLOPs')
+        with_ap = args.eval and any(r['bbox_mAP'] == r['bbox_mAP'] for r in table)  # not all NaN
+        key, label = ('bbox_mAP', 'COCO bbox mAP') if with_ap else ('gflops', 'GFLOPs')
         ys = [r[key] for r in table]
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(xs, ys, 'o-')
