@@ -136,3 +136,27 @@ def test_step2_refuses_a_mismatching_checkpoint(trained):
     proc = run([osp.join(TOOLS, 'train.py'), CFG2, '--work-dir', str(work / 'none'), '--cfg-options',
                 'load_from=None'] + SMALL, cwd=work, check=False)
     assert proc.returncode != 0 and 'load_from' in proc.stderr
+
+
+@pytest.mark.parametrize('family', ['faster-rcnn_r50_fpn', 'yolox_s'])
+def test_other_families_with_stock_train_and_test(tmp_path, family):
+    """Two-stage (shared head) and YOLOX: stock train step 1 -> step 2 from it -> test.py, 2 images, 128 px."""
+    tiny = ['train_dataloader.batch_size=2', 'train_dataloader.dataset.indices=2',
+            'train_dataloader.dataset.pipeline.2.scale=(128,128)', 'val_dataloader.dataset.indices=2',
+            'val_dataloader.dataset.pipeline.1.scale=(128,128)', 'test_dataloader.dataset.indices=2',
+            'test_dataloader.dataset.pipeline.1.scale=(128,128)', 'train_cfg.val_interval=5']
+    cfg1 = osp.join(ROOT, f'configs/dynamicdet/dy-{family}_coco-mini_step1.py')
+    cfg2 = osp.join(ROOT, f'configs/dynamicdet/dy-{family}_coco-mini_step2.py')
+    run([osp.join(TOOLS, 'train.py'), cfg1, '--work-dir', str(tmp_path / 's1'), '--cfg-options'] + tiny,
+        cwd=tmp_path)
+    ckpt1 = tmp_path / 's1' / 'epoch_1.pth'
+    run([osp.join(TOOLS, 'train.py'), cfg2, '--work-dir', str(tmp_path / 's2'), '--cfg-options',
+         f'load_from={ckpt1}'] + tiny, cwd=tmp_path)
+    ckpt2 = tmp_path / 's2' / 'epoch_1.pth'
+    s1, s2 = _state(ckpt1), _state(ckpt2)
+    assert set(s1) == set(s2)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1 if not k.startswith(('router.', 'router_loss.')))
+    assert int(s2['router_loss.median.count']) == 2
+    proc = run([osp.join(TOOLS, 'test.py'), cfg2, str(ckpt2), '--work-dir', str(tmp_path / 't'), '--cfg-options',
+                'model.test_cfg.dynamic.threshold=1.0'] + tiny, cwd=tmp_path)
+    assert float(re.search(r'dynamic/hard_ratio: ([\d.]+)', proc.stdout + proc.stderr).group(1)) == 1.0
