@@ -76,7 +76,23 @@ class DynamicDetector(BaseDetector):
         data_preprocessor, init_cfg: As in mmdet.
 
     Example:
-        >>> # see configs/dynamicdet/ and docs/dynamicdet.md
+        >>> import torch, mmdynbnn.det  # noqa
+        >>> from mmdet.registry import MODELS
+        >>> from mmdet.structures import DetDataSample
+        >>> model = MODELS.build(dict(type='DynamicDetector',
+        ...     backbone=dict(type='CascadedDualBackbone', backbone=dict(type='ResNet', depth=18,
+        ...                   base_channels=8, out_indices=(1, 2, 3))),
+        ...     neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=8, num_outs=3),
+        ...     bbox_head=dict(type='RetinaHead', num_classes=2, in_channels=8, feat_channels=8,
+        ...         stacked_convs=1, anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+        ...         scales_per_octave=1, ratios=[1.0], strides=[8, 16, 32]),
+        ...         bbox_coder=dict(type='DeltaXYWHBBoxCoder')),
+        ...     test_cfg=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=10,
+        ...                   dynamic=dict(threshold=1.0)))).eval()
+        >>> meta = dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1., 1.))
+        >>> out = model.predict(torch.rand(2, 3, 64, 64), [DetDataSample(metainfo=meta) for _ in range(2)])
+        >>> [s.dynamic_route for s in out]  # threshold 1: every image takes route 2
+        [2, 2]
     """
 
     def __init__(self,
@@ -242,9 +258,9 @@ class DynamicDetector(BaseDetector):
                                             rescale=rescale)
             for i, r in zip(hard_idx, res):
                 results[i] = r
-        for i, sample in enumerate(batch_data_samples):
-            sample.set_metainfo(dict(dynamic_route=2 if bool(hard[i]) else 1,
-                                     router_score=float(scores[i]) if scores is not None else float('nan')))
+        score_list = scores.detach().tolist() if scores is not None else [float('nan')] * len(hard)
+        for sample, is_hard, score in zip(batch_data_samples, hard.tolist(), score_list):
+            sample.set_metainfo(dict(dynamic_route=2 if is_hard else 1, router_score=score))
         return self.add_pred_to_datasample(batch_data_samples, results)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: Optional[SampleList] = None):
