@@ -89,3 +89,13 @@ def test_dynamic_router_loss_delta_is_running_median_including_current_batch():
     assert float(d2) == pytest.approx(2.0)
     loss.backward()
     assert torch.allclose(s.grad, torch.tensor([(1 - 2) / 2, (10 - 2) / 2]))
+
+
+def test_importing_the_package_registers_the_router_without_mmdet():
+    import subprocess
+    import sys
+    code = ('import sys, mmdynbnn; from mmengine.registry import MODELS; '
+            "assert MODELS.get('AdaptiveRouter') is not None and MODELS.get('DynamicRouterLoss') is not None; "
+            "print('mmdet' in sys.modules, 'mmdynbnn.det' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ['False', 'False']
