@@ -104,9 +104,10 @@ class DynamicRouterLoss(nn.Module):
         """Update the median with this batch's gaps (gathered over ranks), return ``(loss, delta)``."""
         gaps = (loss1 - loss2).detach()
         if update:
-            from mmengine.dist import all_gather, get_world_size
-            if get_world_size() > 1:
-                gaps_all = torch.cat(all_gather(gaps))
+            from mmengine.dist import all_gather_object, get_world_size
+            if get_world_size() > 1:  # ranks may hold different batch sizes (last batch): gather as lists
+                gathered = all_gather_object(gaps.cpu().tolist())
+                gaps_all = torch.tensor([g for part in gathered for g in part], dtype=gaps.dtype)
             else:
                 gaps_all = gaps
             self.median.update(gaps_all)
