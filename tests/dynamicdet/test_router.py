@@ -15,7 +15,11 @@ def test_router_is_registered_in_root_and_scores_in_unit_interval():
 
 def test_router_uses_only_pooled_features():
     router = AdaptiveRouter(in_channels=[2], reduction=1)
-    a = torch.randn(1, 2, 4, 4)
+    with torch.no_grad():  # fixed weights: no dead ReLU units by chance
+        router.fc1.weight.copy_(torch.eye(2))
+        router.fc1.bias.zero_()
+        router.fc2.weight.fill_(1.0)
+    a = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     shuffled = a.flatten(2)[..., torch.randperm(16)].reshape(1, 2, 4, 4)  # same means per channel
     assert torch.allclose(router([a]), router([shuffled]), atol=1e-6)
     assert not torch.allclose(router([a]), router([a + 5.0]))
