@@ -6,7 +6,7 @@ correctly and allow-lists the types mmengine stores in checkpoints for ``torch.l
 It does not import mmdet or mmpretrain.
 """
 from . import ops  # noqa: F401  (registers the ops)
-from . import models, nas  # noqa: F401  (NAS-BNN supernet and static backbone)
+from . import models, nas  # noqa: F401  (NAS-BNN backbones, DynamicDet router, search space)
 from .analysis import register_complexity_handles
 from .utils import patch_mmcv_fuse_conv_bn, register_checkpoint_safe_globals
 from .version import __version__

@@ -1,0 +1,13 @@
+# Dy-Faster R-CNN-R50, step 2 (router only), from the step-1 checkpoint. The per-image losses include the
+# RPN/RoI samplers' randomness, as in training.
+_base_ = './dy-faster-rcnn_r50_fpn_1x_coco_step1.py'
+
+model = dict(training_step=2)
+load_from = 'work_dirs/dy-faster-rcnn_r50_fpn_1x_coco_step1/epoch_12.pth'
+
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=5e-3))
+param_scheduler = []
+train_cfg = dict(max_epochs=2, val_interval=1)
+custom_hooks = [dict(type='DynamicDetStep2Hook')]
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=False)

@@ -1,0 +1,2 @@
+# Static baseline of the matching Dy- config: route 1 alone (one backbone, one neck + head), mmdet's recipe.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'

@@ -1,0 +1,5 @@
+"""Routers for dynamic networks (generic, mmengine root registry)."""
+from .adaptive_router import AdaptiveRouter
+from .router_loss import DynamicRouterLoss, StreamingMedian, router_loss
+
+__all__ = ['AdaptiveRouter', 'DynamicRouterLoss', 'StreamingMedian', 'router_loss']

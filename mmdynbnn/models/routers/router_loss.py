@@ -1,0 +1,119 @@
+"""DynamicDet's router loss with a running median of the per-image loss gap (bounded memory)."""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.registry import MODELS
+from torch import Tensor
+
+
+def router_loss(score: Tensor, loss1: Tensor, loss2: Tensor, delta: float) -> Tensor:
+    """``mean(s * (L1 - delta / 2) + (1 - s) * (L2 + delta / 2))`` over the images.
+
+    Its gradient in ``s_i`` is ``((L1_i - L2_i) - delta) / N``: an image whose second route gains more than
+    ``delta`` is pushed towards "hard" (``s -> 0``), the others towards "easy".
+
+    Example:
+        >>> import torch
+        >>> s = torch.tensor([0.5, 0.5], requires_grad=True)
+        >>> router_loss(s, torch.tensor([3., 1.]), torch.tensor([1., 1.]), delta=1.0).backward()
+        >>> s.grad.tolist()
+        [0.5, -0.5]
+    """
+    return (score * (loss1 - delta / 2) + (1 - score) * (loss2 + delta / 2)).mean()
+
+
+@MODELS.register_module()
+class StreamingMedian(nn.Module):
+    """Median of every value seen so far, in at most ``capacity`` stored values.
+
+    Exact while at most ``capacity`` values were seen; after that the buffer is a uniform reservoir sample
+    of the whole stream (Algorithm R, with a generator seeded from the count, so the result is reproducible
+    and survives a resume). The state (``values``, ``count``) is made of buffers, hence in checkpoints.
+
+    Example:
+        >>> import torch
+        >>> m = StreamingMedian(capacity=8)
+        >>> m.update(torch.tensor([5., 1., 3.]))
+        >>> float(m.median())
+        3.0
+    """
+
+    def __init__(self, capacity: int = 8192, seed: int = 0) -> None:
+        super().__init__()
+        if int(capacity) < 1:
+            raise ValueError(f'StreamingMedian: capacity must be >= 1, got {capacity}')
+        self.capacity = int(capacity)
+        self.seed = int(seed)
+        self.register_buffer('values', torch.zeros(self.capacity, dtype=torch.float64))
+        self.register_buffer('count', torch.zeros((), dtype=torch.int64))
+
+    @property
+    def num_stored(self) -> int:
+        return min(int(self.count), self.capacity)
+
+    @torch.no_grad()
+    def update(self, new_values: Tensor) -> None:
+        """Add the values of a 1-D tensor to the stream."""
+        flat = new_values.detach().reshape(-1).to(device=self.values.device, dtype=self.values.dtype)
+        count = int(self.count)
+        gen = None
+        for v in flat:
+            if count < self.capacity:
+                self.values[count] = v
+            else:
+                if gen is None:
+                    gen = torch.Generator().manual_seed(self.seed * 1_000_003 + count)
+                j = int(torch.randint(0, count + 1, (1,), generator=gen))
+                if j < self.capacity:
+                    self.values[j] = v
+            count += 1
+        self.count.fill_(count)
+
+    def median(self) -> Tensor:
+        """The median of the stored values (mean of the two middle ones for an even count); 0 when empty."""
+        n = self.num_stored
+        if n == 0:
+            return self.values.new_zeros(())
+        return torch.quantile(self.values[:n], 0.5)
+
+
+@MODELS.register_module()
+class DynamicRouterLoss(nn.Module):
+    """Router loss of DynamicDet step 2 with ``delta`` = running median of ``L1 - L2``.
+
+    Args:
+        median_capacity: Memory bound of the running median (exact up to this many images).
+        loss_weight: Scale of the loss.
+
+    Example:
+        >>> import torch
+        >>> crit = DynamicRouterLoss(median_capacity=16)
+        >>> loss, delta = crit(torch.tensor([0.9, 0.1]), torch.tensor([2., 4.]), torch.tensor([1., 1.]))
+        >>> float(delta)  # median of (1, 3)
+        2.0
+    """
+
+    def __init__(self, median_capacity: int = 8192, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.median = StreamingMedian(capacity=median_capacity)
+        self.loss_weight = float(loss_weight)
+
+    def forward(self, score: Tensor, loss1: Tensor, loss2: Tensor,
+                update: bool = True) -> Tuple[Tensor, Tensor]:
+        """Update the median with this batch's gaps (gathered over ranks), return ``(loss, delta)``."""
+        gaps = (loss1 - loss2).detach()
+        if update:
+            from mmengine.dist import all_gather_object, get_world_size
+            if get_world_size() > 1:  # ranks may hold different batch sizes (last batch): gather as lists
+                gathered = all_gather_object(gaps.cpu().tolist())
+                gaps_all = torch.tensor([g for part in gathered for g in part], dtype=gaps.dtype)
+            else:
+                gaps_all = gaps
+            self.median.update(gaps_all)
+        delta = self.median.median().to(score.dtype)
+        loss = router_loss(score, loss1.detach(), loss2.detach(), float(delta))
+        return self.loss_weight * loss, delta
+
+    def state_summary(self) -> Dict[str, float]:
+        return dict(delta=float(self.median.median()), seen=int(self.median.count))

@@ -1,0 +1,72 @@
+"""Tiny DynamicDet models shared by the tests (small enough to run many times on 2 CPU cores)."""
+import copy
+
+import pytest
+import torch
+
+import mmdynbnn  # noqa: F401
+import mmdynbnn.det  # noqa: F401
+from mmdet.utils import register_all_modules
+
+register_all_modules(init_default_scope=True)
+
+TINY_RESNET = dict(type='ResNet', depth=18, base_channels=8, out_indices=(0, 1, 2, 3), norm_eval=False,
+                   init_cfg=None)
+PREPROCESSOR = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                    bgr_to_rgb=True, pad_size_divisor=32)
+
+
+def tiny_retinanet(**overrides) -> dict:
+    cfg = dict(
+        type='DynamicDetector',
+        data_preprocessor=PREPROCESSOR,
+        backbone=dict(type='CascadedDualBackbone', backbone=TINY_RESNET),
+        neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=16, start_level=1,
+                  add_extra_convs='on_input', num_outs=3),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=3, in_channels=16, stacked_convs=1, feat_channels=16,
+            anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                                  ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
+                            target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
+                                     ignore_iof_thr=-1),
+                       sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False),
+        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                      max_per_img=20, dynamic=dict(threshold=0.5, route=None)),
+        router=dict(type='AdaptiveRouter', reduction=4),
+        router_loss=dict(type='DynamicRouterLoss', median_capacity=64))
+    cfg.update(copy.deepcopy(overrides))
+    return cfg
+
+
+def make_samples(n: int, size: int = 64, seed: int = 0):
+    """``n`` DetDataSamples with 1-2 random boxes each (images of ``size`` x ``size``)."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for i in range(n):
+        k = 1 + i % 2
+        xy = torch.rand(k, 2, generator=g) * size * 0.5
+        wh = 8 + torch.rand(k, 2, generator=g) * size * 0.4
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+                                        batch_input_shape=(size, size), scale_factor=(1.0, 1.0), img_id=i))
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], 1),
+                                      labels=torch.randint(0, 3, (k, ), generator=g))
+        samples.append(s)
+    return samples
+
+
+@pytest.fixture
+def build():
+    from mmdet.registry import MODELS
+
+    def _build(cfg: dict, seed: int = 0):
+        torch.manual_seed(seed)
+        model = MODELS.build(cfg)
+        model.init_weights()
+        return model
+    return _build
