@@ -1,18 +1,23 @@
 """Bit-packed binary conv vs float, per layer and end to end, measured in one run (issue 6, §3).
 
-Per layer: the NAS-BNN default space's biggest subnet at 224x224 (docs/nasbnn.md §2), each stage's
-k x k conv (first, strided block and the repeated block) and 1x1 conv, batch 1. ``packed`` times the whole
-deploy op from a float input: sign + bit packing + XOR/popcount conv + fused scale/bias (input in
-channels_last, as the previous deploy layer emits it). ``fp32`` is torch's ``conv2d`` on the same shape,
-the faster of NCHW and channels_last input.
+The model is the real static NAS-BNN backbone (``mmdynbnn.models.backbones.NASBNN``) of the default
+(ImageNet) space's biggest subnet (docs/nasbnn.md), as the classifier of
+``configs/nasbnn/nasbnn-subnet_finetune_8xb64_in1k.py`` (NASBNN -> global average pooling -> 1000-class
+FC; ``--backbone-only`` drops the head). Weights are random, every BN statistic / RSign / RPReLU
+parameter randomised (timings do not depend on the values).
 
-End to end: the deploy model vs (a) the float-simulated eval model (training code, ``model.eval()``),
-(b) the same float simulation with the binarised weights cached and BN folded, and (c) plain float convs
-of the same architecture (nn.Conv2d everywhere, BN folded), batch 1.
+Per layer: every distinct binary conv shape of that model at 224x224 (taken from a forward pass; ``n`` =
+how many layers have it), batch 1. ``packed`` times the whole deploy op from a float input: sign + bit
+packing + XOR/popcount conv + fused scale/bias (input in channels_last, as the previous deploy layer
+emits it). ``fp32`` is torch's ``conv2d`` on the same shape, the faster of NCHW and channels_last input.
+
+End to end: ``convert_to_deploy(model)`` vs (a) the float-simulated eval model (training code,
+``model.eval()``), (b) the same float simulation with the binarised weights cached and BN folded, and
+(c) plain float convs of the same architecture (nn.Conv2d everywhere, BN folded), batch 1.
 Every number is a median of repeated runs, candidates interleaved round-robin (other processes share
 this machine); at 1 thread the thread CPU-time ratio, immune to descheduling, is printed as well.
 
-    PYTHONPATH=. python benchmarks/bench_bitpacked.py [--quick] [--threads 1 2] [--isa avx2]
+    PYTHONPATH=. python benchmarks/bench_bitpacked.py [--quick] [--threads 1 2] [--isa avx2] [--backbone-only]
 """
 import argparse
 import os
@@ -30,8 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmdynbnn.deploy import (FusedRPReLU, PackedBinaryConv2d, convert_to_deploy, describe_backend, fold_batchnorms,  # noqa
                              kernel_options)
-from mmdynbnn.deploy.testing import BIGGEST_SUBNET, NasBnnLikeNet, randomize_  # noqa: E402
+from mmdynbnn.deploy.io import build_model_from_config  # noqa: E402
+from mmdynbnn.deploy.testing import randomize_  # noqa: E402
+from mmdynbnn.models.backbones import NASBNN  # noqa: E402
 from mmdynbnn.ops import BinaryConv2d, QuantConv2d, RSign  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSIFIER_CFG = REPO / 'configs' / 'nasbnn' / 'nasbnn-subnet_finetune_8xb64_in1k.py'
 
 
 def cpu_flags() -> str:
@@ -67,38 +77,73 @@ def measure(fns: dict, min_runs=5, budget_s=0.4, warmup=1) -> dict:
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
-def layer_shapes():
-    """(name, C_in, C_out, kernel, stride, groups, H) of the biggest subnet's conv layers at 224x224."""
-    shapes, cin, h = [], BIGGEST_SUBNET['stem'], 112
-    for s, (cout, _, kernel, groups, stride) in enumerate(BIGGEST_SUBNET['stages'], start=1):
-        if stride == 2:
-            shapes.append((f's{s} {kernel}x{kernel} first/s2', cin, cin, kernel, 2, groups, h))
-            h //= 2
-        shapes.append((f's{s} {kernel}x{kernel}', cout, cout, kernel, 1, groups, h))
-        shapes.append((f's{s} 1x1', cout, cout, 1, 1, 1, h))
-        cin = cout
-    return shapes
+def build_model(backbone_only: bool = False) -> nn.Module:
+    """The benchmarked model: biggest subnet of the ImageNet space, the real NASBNN backbone; by default
+    the mmpretrain classifier of the fine-tuning config (GAP + FC 1000), randomised, eval mode."""
+    torch.manual_seed(0)
+    if backbone_only:
+        model = NASBNN('biggest', None, out_indices=(4,))
+    else:
+        model = build_model_from_config(CLASSIFIER_CFG)
+        assert type(model.backbone) is NASBNN
+    return randomize_(model, seed=0).eval()
 
 
-def bench_layers(thread_counts, quick: bool):
+def backbone_of(model: nn.Module) -> NASBNN:
+    return model if isinstance(model, NASBNN) else model.backbone
+
+
+def forward_fn(model: nn.Module, x: torch.Tensor):
+    """Batch-1 inference call: ``mode='tensor'`` (logits) for the mmpretrain classifier."""
+    if isinstance(model, NASBNN):
+        return lambda: model(x)
+    return lambda: model(x, mode='tensor')
+
+
+def layer_shapes(model: nn.Module, size: int = 224):
+    """Distinct binary conv layers of ``model`` at ``size`` x ``size``, in network order:
+    ``(name, conv, H_in, count)``, ``name`` as ``s<stage> <k>x<k>[ s2]`` (stages numbered from 1)."""
+    seen, order = {}, []
+    handles = []
+    for qname, m in backbone_of(model).named_modules():
+        if isinstance(m, BinaryConv2d):
+            def hook(mod, inputs, qname=qname):
+                h = inputs[0].shape[-1]
+                key = (mod.in_channels, mod.out_channels, mod.kernel_size[0], mod.stride[0], mod.groups, h)
+                if key in seen:
+                    seen[key][3] += 1
+                else:
+                    k, st = mod.kernel_size[0], mod.stride[0]
+                    name = f's{int(qname.split(".")[1]) + 1} {k}x{k}' + (' s2' if st == 2 else '')
+                    seen[key] = [name, mod, h, 1]
+                    order.append(key)
+            handles.append(m.register_forward_pre_hook(hook))
+    with torch.no_grad():
+        backbone_of(model)(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return [tuple(seen[k]) for k in order]
+
+
+def bench_layers(model: nn.Module, thread_counts, quick: bool):
     print('\n== per layer: packed (sign+pack+conv+scale/bias) vs torch fp32 conv2d, batch 1 ==')
+    print(f'   every distinct binary conv of the NASBNN biggest subnet at 224x224 ({backbone_of(model).subnet}); '
+          'n = layers with that shape')
     print('   1 thread: wall-clock median (and thread CPU-time median); all threads: wall-clock median')
     cols = ''
     for t in thread_counts:
         cols += f'{"fp32 ms":>9}{"packed ms":>10}{"ratio":>7}' + (f'{"cpu ratio":>10}' if t == 1 else '') + '  '
-    print(f'{"layer":<18}{"shape":<26}' + cols)
+    print(f'{"layer":<12}{"shape":<26}{"n":>3}  ' + cols)
     budget = 0.2 if quick else 0.6
     results = []
-    for name, cin, cout, k, s, g, h in layer_shapes():
+    for name, conv, h, count in layer_shapes(model):
+        cin, cout, k, s, g = conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.groups
         gen = torch.Generator().manual_seed(0)
-        conv = BinaryConv2d(cin, cout, k, s, k // 2, groups=g, bias=False).eval()
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen))
         packed = PackedBinaryConv2d.from_binary_conv(conv)
         x = torch.randn(1, cin, h, h, generator=gen)
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        w = torch.randn(cout, cin // g, k, k, generator=gen)
-        row = f'{name:<18}{f"{cin}->{cout} g{g} @{h}x{h}":<26}'
+        w = conv.weight.detach().clone()
+        row = f'{name:<12}{f"{cin}->{cout} g{g} @{h}x{h}":<26}{count:>3}  '
         per_thread = {}
         for t in thread_counts:
             torch.set_num_threads(t)
@@ -111,7 +156,12 @@ def bench_layers(thread_counts, quick: bool):
             row += f'{fp[0] * 1e3:9.3f}{m["bin"][0] * 1e3:10.3f}{fp[0] / m["bin"][0]:6.1f}x'
             row += (f'{fp[1] / m["bin"][1]:9.1f}x' if t == 1 else '') + '  '
         print(row, flush=True)
-        results.append((name, per_thread))
+        results.append((name, count, per_thread))
+    for t in thread_counts:
+        fp = sum(c * r[t][0][0] for _, c, r in results)
+        pk = sum(c * r[t][1][0] for _, c, r in results)
+        print(f'all {sum(c for _, c, _ in results)} binary convs, {t} thread(s), sum of per-layer medians: '
+              f'fp32 {fp * 1e3:.1f} ms, packed {pk * 1e3:.1f} ms, {fp / pk:.1f}x')
     return results
 
 
@@ -214,13 +264,13 @@ def profile_deploy(deploy: nn.Module, x: torch.Tensor, runs: int = 5) -> dict:
     return out
 
 
-def bench_end_to_end(thread_counts, quick: bool, size: int):
-    print(f'\n== end to end: NAS-BNN biggest subnet (NasBnnLikeNet), batch 1, {size}x{size} ==')
+def bench_end_to_end(model: nn.Module, thread_counts, quick: bool, size: int):
+    what = 'NASBNN backbone' if isinstance(model, NASBNN) else 'ImageClassifier(NASBNN, GAP, FC 1000)'
+    print(f'\n== end to end: {what}, biggest subnet of the ImageNet space, batch 1, {size}x{size} ==')
+    print(f'   subnet: {backbone_of(model).subnet}')
     print('   float-sim eval = the training code in eval mode (re-binarises weights every forward);')
     print('   float-sim cached = same math with binarised weights precomputed and BN folded;')
     print('   plain float = same architecture with ordinary float convs, BN folded')
-    torch.manual_seed(0)
-    model = randomize_(NasBnnLikeNet(num_classes=1000), seed=0).eval()
     deploy = convert_to_deploy(model)
     cached = cached_float_sim(model)
     plain = plain_float_copy(model)
@@ -232,8 +282,9 @@ def bench_end_to_end(thread_counts, quick: bool, size: int):
     for t in thread_counts:
         torch.set_num_threads(t)
         with torch.no_grad():
-            m = measure({'sim': lambda: model(x), 'cached': lambda: cached(x), 'plain': lambda: plain(x),
-                         'deploy': lambda: deploy(x)}, min_runs=runs, budget_s=0)
+            m = measure({'sim': forward_fn(model, x), 'cached': forward_fn(cached, x),
+                         'plain': forward_fn(plain, x), 'deploy': forward_fn(deploy, x)},
+                        min_runs=runs, budget_s=0)
         results[t] = m
         for kind, idx in (('wall', 0), ('cpu', 1)):
             if kind == 'cpu' and t != 1:
@@ -260,17 +311,20 @@ def main():
     parser.add_argument('--size', type=int, default=224, help='end-to-end input size')
     parser.add_argument('--skip-layers', action='store_true')
     parser.add_argument('--skip-e2e', action='store_true')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='end to end: the NASBNN backbone alone (default: the classifier with its FC head)')
     args = parser.parse_args()
     all_threads = os.cpu_count() or 1
     threads = args.threads or sorted({1, torch.get_num_threads(), all_threads})
     print(f'torch {torch.__version__}; {cpu_flags()}')
     print(f'kernel path: {describe_backend()}' + (f' (forced isa {args.isa})' if args.isa else ''))
     print(f'thread counts: {threads} (torch.get_num_threads() at start: {torch.get_num_threads()})')
+    model = build_model(args.backbone_only)
     with kernel_options(isa=args.isa):
         if not args.skip_layers:
-            bench_layers(threads, args.quick)
+            bench_layers(model, threads, args.quick)
         if not args.skip_e2e:
-            bench_end_to_end(threads, args.quick, args.size)
+            bench_end_to_end(model, threads, args.quick, args.size)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
-"""Converter: exactness of whole deploy models (NAS-BNN blocks, mmpretrain/mmdet binary ResNets on the
-bundled images), folding, fusions, error messages, and deploy checkpoints."""
+"""Converter: exactness of whole deploy models (mmpretrain/mmdet binary ResNets on the bundled images),
+folding, fusions, error messages, and deploy checkpoints. The NAS-BNN backbone and classifiers:
+``test_nasbnn.py``."""
 from pathlib import Path
 
 import mmcv
@@ -10,11 +11,12 @@ from torch import nn
 from mmdynbnn.deploy import (PackedBinaryConv2d, UnsupportedLayerError, convert_to_deploy, deploy_summary,
                              kernel_options)
 from mmdynbnn.deploy.io import build_model_from_config, load_deploy_model, save_deploy_checkpoint
-from mmdynbnn.deploy.testing import NasBnnLikeNet, randomize_
-from mmdynbnn.ops import BinaryConv2d, QuantConv2d, RSign
+from mmdynbnn.deploy.testing import randomize_
+from mmdynbnn.models.backbones import NASBNN
+from mmdynbnn.nas import CIFAR_SPACE
+from mmdynbnn.ops import BinaryConv2d, RPReLU, RSign
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL_STAGES = ((32, 2, 3, 1, 1), (70, 2, 5, 2, 2), (130, 2, 3, 2, 2))
 
 
 def assert_outputs_close(out, ref):
@@ -26,66 +28,32 @@ def assert_outputs_close(out, ref):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-6)
 
 
-def small_nasbnn(explicit_rsign=False, seed=0):
+def small_nasbnn(seed=0):
+    """The real static NAS-BNN backbone, smallest subnet of the CIFAR space (4 blocks)."""
     torch.manual_seed(seed)
-    return randomize_(NasBnnLikeNet(stem=16, stages=SMALL_STAGES, num_classes=10,
-                                    explicit_rsign=explicit_rsign), seed).eval()
+    return randomize_(NASBNN('smallest', CIFAR_SPACE, out_indices=(0, 1, 2, 3)), seed).eval()
 
 
-@pytest.mark.parametrize('explicit_rsign', [False, True])
-def test_nasbnn_blocks_random_inputs(explicit_rsign):
-    model = small_nasbnn(explicit_rsign)
-    x = torch.randn(3, 3, 33, 31, generator=torch.Generator().manual_seed(1))  # odd sizes
+def test_sequential_rsign_merged_into_threshold():
+    """Explicit ``RSign`` modules before ``BinaryConv2d(act_binarizer='none')`` inside an ``nn.Sequential``
+    become the packed conv's threshold (NAS-BNN block order: sign, conv, BN, RPReLU)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(RSign(24), BinaryConv2d(24, 40, 3, 1, 1, act_binarizer='none', bias=False),
+                          nn.BatchNorm2d(40), RPReLU(40),
+                          RSign(40), BinaryConv2d(40, 40, 5, 2, 2, groups=2, act_binarizer='none', bias=False),
+                          nn.BatchNorm2d(40), RPReLU(40),
+                          RSign(40), BinaryConv2d(40, 72, 1, act_binarizer='none', bias=False), nn.BatchNorm2d(72))
+    randomize_(model, 2).eval()
+    x = torch.randn(3, 24, 13, 11, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = model(x)
         deploy = convert_to_deploy(model)
         assert_outputs_close(deploy(x), ref)
         with kernel_options(reference=True):
             assert_outputs_close(deploy(x), ref)
-    # structure: every binary conv packed, BN folded, RSign merged into the conv threshold, stem float
-    assert not any(isinstance(m, (BinaryConv2d, QuantConv2d, nn.BatchNorm2d, RSign)) for m in deploy.modules())
+    assert not any(isinstance(m, (BinaryConv2d, nn.BatchNorm2d, RSign)) for m in deploy.modules())
     packed = [m for m in deploy.modules() if isinstance(m, PackedBinaryConv2d)]
-    assert len(packed) == 12 and all(m.threshold is not None for m in packed)
-    # the original model is untouched (deep copy)
-    assert any(isinstance(m, BinaryConv2d) for m in model.modules())
-
-
-def _coco_images(size, n=2):
-    paths = sorted((REPO / 'data' / 'coco_mini' / 'val').glob('*.jpg'))[:n]
-    assert len(paths) == n, 'bundled data/coco_mini is missing'
-    imgs = [torch.from_numpy(mmcv.imresize(mmcv.imread(str(p), channel_order='rgb'), (size, size))) for p in paths]
-    return (torch.stack(imgs).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5  # NAS-BNN normalisation
-
-
-def test_nasbnn_small_end_to_end_on_real_images():
-    model = small_nasbnn(seed=3)
-    x = _coco_images(67)
-    with torch.no_grad():
-        assert_outputs_close(convert_to_deploy(model)(x), model(x))
-
-
-def test_nasbnn_biggest_subnet_blockwise_on_real_images():
-    """The biggest subnet of the default space (21 blocks, all stage shapes) on bundled images at 96x96.
-
-    Every deploy block gets the float model's block input (teacher forcing) and must reproduce its output
-    to float rounding. End to end, a deep binary net with random weights is chaotic: a 1e-7 relative
-    rounding difference (oneDNN's summation order vs exact integer dots) flips an occasional sign
-    that sits on its threshold and the flip propagates, so whole-network equality is checked on the
-    shallower models above and in the ResNet tests.
-    """
-    torch.manual_seed(0)
-    model = randomize_(NasBnnLikeNet(num_classes=10), seed=2).eval()
-    deploy = convert_to_deploy(model)
-    x = _coco_images(96)
-    with torch.no_grad():
-        h = model.stem(x)
-        assert_outputs_close(deploy.stem(x), h)
-        for block, deploy_block in zip(model.blocks, deploy.blocks):
-            out = block(h)
-            assert_outputs_close(deploy_block(h), out)
-            h = out
-        feat = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(h, 1), 1)
-        assert_outputs_close(deploy.fc(feat), model.fc(feat))
+    assert len(packed) == 3 and all(m.threshold is not None for m in packed)
 
 
 def _cifar_batch(model, n=8):
@@ -148,20 +116,20 @@ def test_fold_skips_bn_not_directly_after_conv():
 
 def test_unsupported_layers_are_named_with_reason():
     model = small_nasbnn()
-    model.blocks[1].conv2.mode = 'fp'
-    model.blocks[3].conv1.mode = 'fp'
+    model.stages[1][0].conv2.mode = 'fp'
+    model.stages[3][0].conv1.mode = 'fp'
     with pytest.raises(UnsupportedLayerError) as err:
         convert_to_deploy(model)
     msg = str(err.value)
-    assert 'blocks.1.conv2' in msg and 'blocks.3.conv1' in msg and "mode='fp'" in msg
-    assert 'blocks.0.conv1' not in msg
+    assert 'stages.1.0.conv2' in msg and 'stages.3.0.conv1' in msg and "mode='fp'" in msg
+    assert 'stages.0.0.conv1' not in msg
 
 
 def test_nonfinite_weight_is_rejected_with_layer_name():
     model = small_nasbnn()
     with torch.no_grad():
-        model.blocks[2].conv1.weight[0, 0, 0, 0] = float('nan')
-    with pytest.raises(UnsupportedLayerError, match=r'blocks\.2\.conv1 .*NaN'):
+        model.stages[2][0].conv1.weight[0, 0, 0, 0] = float('nan')
+    with pytest.raises(UnsupportedLayerError, match=r'stages\.2\.0\.conv1 .*NaN'):
         convert_to_deploy(model)
 
 
