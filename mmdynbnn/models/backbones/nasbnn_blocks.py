@@ -189,3 +189,25 @@ def freeze(module: nn.Module) -> None:
 
 def bn_modules(module: nn.Module) -> Dict[str, nn.Module]:
     return {n: m for n, m in module.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+class StageFreezeMixin:
+    """``frozen_stages`` and ``norm_eval`` as in mmdet/mmpretrain backbones, for a module with ``stem`` and
+    ``stages`` (stem frozen from ``frozen_stages >= 0``, then the first ``frozen_stages`` stages)."""
+
+    frozen_stages: int
+    norm_eval: bool
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            freeze(self.stem)
+        for i in range(self.frozen_stages):
+            freeze(self.stages[i])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in bn_modules(self).values():
+                m.eval()
+        return self

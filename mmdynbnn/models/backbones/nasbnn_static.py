@@ -10,7 +10,7 @@ from ...nas import Subnet, build_space, build_subnet
 from ...nas.space import SpaceLike
 from ...nas.subnet import SubnetLike
 from ...ops import BinaryConv2d, QuantConv2d, RPReLU
-from .nasbnn_blocks import bn_modules, freeze, shortcut
+from .nasbnn_blocks import StageFreezeMixin, bn_modules, freeze, shortcut
 from .nasbnn_supernet import NASBNNSuperNet, check_out_indices
 
 
@@ -45,7 +45,7 @@ class StaticStem(nn.Module):
 
 
 @MODELS.register_module()
-class NASBNN(BaseModule):
+class NASBNN(StageFreezeMixin, BaseModule):
     """A static NAS-BNN subnet (only its own weights; kernel transforms baked into the latent weights).
 
     Args:
@@ -92,20 +92,6 @@ class NASBNN(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            freeze(self.stem)
-        for i in range(self.frozen_stages):
-            freeze(self.stages[i])
-
-    def train(self, mode: bool = True) -> 'NASBNN':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in bn_modules(self).values():
-                m.eval()
-        return self
 
 
 def export_static_state_dict(supernet: NASBNNSuperNet, subnet: SubnetLike,

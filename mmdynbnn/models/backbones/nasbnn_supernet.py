@@ -9,8 +9,8 @@ from torch import Tensor, nn
 from ...nas import SearchSpace, Subnet, build_space, build_subnet, sample_subnet
 from ...nas.space import SpaceLike
 from ...nas.subnet import BlockChoice, SubnetLike
-from .nasbnn_blocks import (SlicedBatchNorm2d, SlicedRPReLU, SuperBinaryConv, SuperQuantConv, bn_modules,
-                            freeze, shortcut)
+from .nasbnn_blocks import (SlicedBatchNorm2d, SlicedRPReLU, StageFreezeMixin, SuperBinaryConv, SuperQuantConv,
+                            bn_modules, freeze, shortcut)
 
 
 def check_out_indices(out_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
@@ -63,7 +63,7 @@ class SuperBlock(nn.Module):
 
 
 @MODELS.register_module()
-class NASBNNSuperNet(BaseModule):
+class NASBNNSuperNet(StageFreezeMixin, BaseModule):
     """Weight-sharing NAS-BNN supernet; runs whichever subnet is active.
 
     Args:
@@ -160,17 +160,3 @@ class NASBNNSuperNet(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages >= 0:
-            freeze(self.stem)
-        for i in range(self.frozen_stages):
-            freeze(self.stages[i])
-
-    def train(self, mode: bool = True) -> 'NASBNNSuperNet':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in bn_modules(self).values():
-                m.eval()
-        return self
