@@ -36,11 +36,11 @@ def make_checkpoint(path: str) -> str:
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     import mmdynbnn.cls  # noqa: F401
-    from mmpretrain.registry import MODELS
+    from mmdynbnn.nas.search import build_classifier
     cfg = Config.fromfile(CONFIG)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
+        model = build_classifier(cfg)
     torch.save(dict(meta=dict(note='test supernet'), state_dict=model.state_dict()), path)
     return path
 
