@@ -222,12 +222,13 @@ def initial_population(space: SearchSpace, size: int, window: OpsWindow, rng: ra
         if len(out) < size:
             add(net)
     trials = max_trials if max_trials is not None else 100 * size
-    while len(out) < size and trials > 0:
-        trials -= 1
+    for _ in range(trials):
+        if len(out) >= size:
+            break
         add(sample_subnet(space, rng))
     if not out:
         raise ValueError(f'search.ops_window={window}: no subnet found inside the window after '
-                         f'{100 * size} random draws; widen the window')
+                         f'{trials} random draws; widen the window')
     return out
 
 

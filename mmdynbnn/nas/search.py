@@ -16,6 +16,7 @@ Pieces (used by ``tools/nas/search.py``):
   written atomically after every generation.
 """
 import copy
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.dataset import DefaultSampler  # noqa: F401  (registers the mmengine samplers)
 from mmengine.dist import all_gather_object, barrier, get_dist_info
 from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
@@ -260,9 +260,18 @@ def atomic_write_json(obj: Any, path: str) -> None:
     os.replace(tmp, path)
 
 
-def load_state(path: str, space: SearchSpace, settings: SearchSettings) -> dict:
+def file_digest(path: str) -> str:
+    """sha256 of a file (identifies the supernet checkpoint a search state belongs to)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state(path: str, space: SearchSpace, settings: SearchSettings, identity: Optional[dict] = None) -> dict:
     """Read and check a state file; ``ValueError`` naming the cause if it is corrupt or belongs to another
-    search (different space or settings)."""
+    search (different space, settings or ``identity``, e.g. the checkpoint digest)."""
     def corrupt(why: str) -> ValueError:
         return ValueError(f'resume file {path} is corrupt: {why}; delete it (or start without --resume) '
                           f'to search from scratch')
@@ -289,6 +298,11 @@ def load_state(path: str, space: SearchSpace, settings: SearchSettings) -> dict:
         changes = ', '.join(f'{k}: saved {saved.get(k)!r}, now {ours.get(k)!r}' for k in diff)
         raise ValueError(f'resume file {path} was written with other search settings ({changes}); '
                          f'only `generations` may change on resume')
+    saved_id = state.get('identity') or {}
+    for k, v in (identity or {}).items():
+        if k in saved_id and saved_id[k] != v:
+            raise ValueError(f'resume file {path} belongs to another search: {k} is {saved_id[k]!r} there, '
+                             f'{v!r} now (another supernet checkpoint?); use a new --work-dir')
     seen = set()
     for n, c in enumerate(state['candidates']):
         try:
@@ -310,6 +324,9 @@ class EvolutionSearch:
     """Run (or resume) the search and write ``search_state.json``, ``search_results.json`` and
     ``search_results.png`` into ``work_dir``.
 
+    ``resume_from``: a state file to continue from; ``resume`` (default: whether ``resume_from`` is given):
+    also reuse the evaluations that the interrupted generation saved candidate by candidate.
+
     ``evaluate(subnet) -> top-1`` must be deterministic; under ``torch.distributed`` every rank builds
     the same proposals, evaluates its share (candidate ``i`` on rank ``i % world_size``) and the results
     are all-gathered, so all ranks hold the same state; rank 0 writes the files.
@@ -317,7 +334,7 @@ class EvolutionSearch:
 
     def __init__(self, space: SearchSpace, settings: SearchSettings, evaluate: Callable[[Subnet], float],
                  work_dir: str, logger=None, resume_from: Optional[str] = None, meta: Optional[dict] = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, resume: Optional[bool] = None, identity: Optional[dict] = None) -> None:
         self.space, self.settings, self.evaluate = space, settings, evaluate
         self.window = settings.window
         self.window.check_reachable(space)
@@ -329,13 +346,20 @@ class EvolutionSearch:
         self.meta = meta or {}
         self.progress = progress
         self.rank, self.world_size = get_dist_info()
+        self.partial_dir = osp.join(work_dir, 'search_partial')
+        self.reuse: Dict[str, Tuple[float, int]] = {}
+        self.identity = dict(identity or {})
         if resume_from is not None:
-            self.state = load_state(resume_from, space, settings)
-            self.log(f'resumed from {resume_from}: {len(self.state["candidates"])} candidates, next generation '
-                     f'{self.state["next_generation"]}')
+            self.state = load_state(resume_from, space, settings, self.identity)
         else:
             self.state = dict(format=STATE_FORMAT, version=STATE_VERSION, space=space.to_config(),
-                              settings=settings.fingerprint(), next_generation=0, candidates=[])
+                              settings=settings.fingerprint(), identity=self.identity, next_generation=0,
+                              candidates=[])
+        if resume or (resume is None and resume_from is not None):
+            self.reuse = self.load_partial()  # also for a generation 0 killed before any state was saved
+            self.log(f'resumed from {resume_from or "scratch"}: {len(self.state["candidates"])} candidates, '
+                     f'next generation {self.state["next_generation"]}; {len(self.reuse)} evaluations of the '
+                     f'interrupted generation reused')
 
     def log(self, msg: str) -> None:
         if self.logger is not None:
@@ -372,16 +396,53 @@ class EvolutionSearch:
         return propose(self.parents(), self.space, rng, self.window, seen, s.num_mutation, s.num_crossover,
                        s.mutation_prob)
 
-    def evaluate_all(self, nets: List[Subnet]) -> List[Tuple[float, int]]:
-        """``(top-1, rank that evaluated it)`` per candidate, on every rank."""
+    # ------------------------------------------------------------------ per-candidate progress
+    def _partial_header(self, generation: int) -> dict:
+        return dict(format=STATE_FORMAT + '-partial', version=STATE_VERSION, space=self.space.to_config(),
+                    settings=self.settings.fingerprint(), identity=self.identity, generation=generation)
+
+    def load_partial(self) -> Dict[str, Tuple[float, int]]:
+        """Evaluations of the interrupted generation that every rank saved candidate by candidate
+        (``search_partial/rank*.json``; any number of ranks). A file of another generation or search, or one
+        that cannot be read, is only a lost cache: it is skipped with a warning."""
+        reuse: Dict[str, Tuple[float, int]] = {}
+        if not osp.isdir(self.partial_dir):
+            return reuse
+        want = self._partial_header(self.state['next_generation'])
+        for name in sorted(os.listdir(self.partial_dir)):
+            if not (name.startswith('rank') and name.endswith('.json')):
+                continue
+            path = osp.join(self.partial_dir, name)
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+                if any(data.get(k) != v for k, v in want.items()):
+                    continue
+                for key, (acc, rank) in data['results'].items():
+                    Subnet.from_config(json.loads(key), self.space)
+                    reuse[key] = (float(acc), int(rank))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+                self.log(f'warning: ignoring {path} ({type(e).__name__}: {e})')
+        return reuse
+
+    def evaluate_all(self, nets: List[Subnet], generation: int) -> List[Tuple[float, int]]:
+        """``(top-1, rank that evaluated it)`` per candidate, on every rank. Each rank saves its results
+        after every candidate (``search_partial/rank<r>.json``) so that a resumed run re-evaluates none."""
         mine = list(range(self.rank, len(nets), self.world_size))
+        partial = dict(self._partial_header(generation), results={})
+        partial_path = osp.join(self.partial_dir, f'rank{self.rank}.json')
+        os.makedirs(self.partial_dir, exist_ok=True)
         bar = None
         if self.progress and self.rank == 0 and mine:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(len(mine))
         local = []
         for i in mine:
-            local.append((i, (self.evaluate(nets[i]), self.rank)))
+            key = subnet_key(nets[i])
+            result = self.reuse[key] if key in self.reuse else (self.evaluate(nets[i]), self.rank)
+            local.append((i, result))
+            partial['results'][key] = list(result)
+            atomic_write_json(partial, partial_path)
             if bar is not None:
                 bar.update()
         if bar is not None:
@@ -417,7 +478,7 @@ class EvolutionSearch:
             self.log(f'generation {gen}/{s.generations - 1}: evaluating {len(nets)} candidates '
                      f'({", ".join(f"{k} {v}" for k, v in stats.items())}) on {self.world_size} process(es)')
             t0 = time.perf_counter()
-            accs = self.evaluate_all(nets)
+            accs = self.evaluate_all(nets, gen)
             dt = time.perf_counter() - t0
             for net, (acc, rank) in zip(nets, accs):
                 self.state['candidates'].append(dict(subnet=net.to_config(), ops=ops_m(net, self.space),

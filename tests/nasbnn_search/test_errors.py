@@ -97,3 +97,13 @@ def test_settings_validation_messages():
         SearchSettings.from_config(dict(ops_window=(3, 2)))
     with pytest.raises(ValueError, match='no `search = dict'):
         SearchSettings.from_config(None)
+
+
+def test_resume_with_another_checkpoint(main, tmp_path, reference_search):
+    ref, _ = reference_search
+    other = tmp_path / 'other.pth'
+    other.write_bytes(b'not the searched supernet')
+    with pytest.raises(ValueError, match=r'belongs to another search: checkpoint_sha256 is .* now \(another '
+                                         r'supernet checkpoint\?\)'):
+        main(CONFIG, str(other), '--work-dir', str(tmp_path), '--resume', str(ref / 'search_state.json'),
+             '--cfg-options', *TINY)

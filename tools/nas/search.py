@@ -67,7 +67,7 @@ def main() -> None:
         cfg.merge_from_dict(opts.parse_args(['--o', *args.cfg_options]).o)
 
     from mmdynbnn.nas import build_space
-    from mmdynbnn.nas.search import SearchSettings, load_state
+    from mmdynbnn.nas.search import SearchSettings, file_digest, load_state
 
     # ---- checks that need no data and no model: fail before any evaluation
     settings = SearchSettings.from_config(cfg.get('search'))
@@ -82,6 +82,7 @@ def main() -> None:
     work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     work_dir = osp.abspath(work_dir)
+    identity = dict(checkpoint_sha256=file_digest(args.checkpoint))
     resume_from = None
     if args.resume is not None and not args.export_only:
         resume_from = osp.join(work_dir, 'search_state.json') if args.resume == 'auto' else args.resume
@@ -90,7 +91,7 @@ def main() -> None:
                 raise FileNotFoundError(f'resume file {resume_from!r} not found')
             resume_from = None  # nothing saved yet: start from scratch
         else:
-            load_state(resume_from, space, settings)  # corrupt / foreign state: error now
+            load_state(resume_from, space, settings, identity)  # corrupt / foreign state: error now
     results_path = osp.join(work_dir, 'search_results.json')
     if args.export_only and not osp.isfile(results_path):
         raise FileNotFoundError(f'--export-only: {results_path} not found; run the search first')
@@ -132,7 +133,8 @@ def main() -> None:
                                            checkpoint=osp.abspath(args.checkpoint),
                                            holdout_indices=info['holdout_indices'],
                                            calib_indices=info['calib_indices']),
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, resume=args.resume is not None,
+                                 identity=identity)
         results = search.run()
     if (args.export_ops is not None or args.export_index is not None) and rank == 0:
         export(args, cfg, model, evaluator, results, space, work_dir, logger)
@@ -186,7 +188,8 @@ def export(args, cfg, model, evaluator, results, space, work_dir, logger) -> Non
                     f'model = dict(\n'
                     f'    backbone=dict(_delete_=True, type=\'NASBNN\', space=search_space, subnet=subnet,\n'
                     f'                  out_indices={out_indices!r}, frozen_stages=-1, norm_eval=False,\n'
-                    f'                  init_cfg=dict(type=\'Pretrained\', checkpoint={ckpt!r}, prefix=\'backbone.\')),\n'
+                    f'                  init_cfg=dict(type=\'Pretrained\', checkpoint={ckpt!r},\n'
+                    f'                                prefix=\'backbone.\')),\n'
                     f'    neck=dict(in_channels={widths!r}, start_level=0))\n')
         files.append(f'{name}_retinanet.py')
     logger.info(f'export: wrote {", ".join(files)} in {out}')
