@@ -459,6 +459,8 @@ class EvolutionSearch:
         pts = self.points()
         lo, hi = min(p[0] for p in pts), max(p[0] for p in pts)
         width = self.settings.ops_bucket or max((hi - lo) / 8, 1e-6)
+        if self.settings.ops_bucket:  # buckets at multiples of the width ([20, 22), [22, 24), ...)
+            lo = math.floor(lo / width) * width
         best: Dict[int, float] = {}
         for ops, acc in pts:
             b = int((ops - lo) // width)
