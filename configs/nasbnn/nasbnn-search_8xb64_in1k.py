@@ -1,0 +1,26 @@
+# Evolutionary search over the ImageNet supernet with the reference settings of docs/nasbnn.md §5:
+# OPs window [20M, 180M], initial population 512 (biggest and smallest included when inside the window),
+# 20 generations, 128 mutations (p = 0.2) + 128 crossovers per generation, fitness = top-1 on 50 training
+# images per class (held out) after BN recalibration. Candidates are spread over the ranks:
+#   torchrun --nproc_per_node 8 tools/nas/search.py configs/nasbnn/nasbnn-search_8xb64_in1k.py SUPERNET.pth \
+#       --launcher pytorch --work-dir work_dirs/nasbnn_search_in1k \
+#       --cfg-options train_dataloader.dataset.data_root=/data/imagenet val_dataloader.dataset.data_root=/data/imagenet
+_base_ = ['./nasbnn-supernet_bi-teacher_8xb64_in1k.py']
+
+search = dict(
+    ops_window=(20, 180),     # M OPs at 224x224, 1000 classes (the space spans 20.77M-331.81M)
+    population=512,
+    generations=20,
+    num_mutation=128,
+    num_crossover=128,
+    mutation_prob=0.2,
+    holdout=50,               # 50 images per class = 50k held-out training images
+    calib_images=2560,        # 40 batches of 64
+    calib_batch_size=64,
+    seed=0,
+    cache_holdout=False,
+    ops_bucket=2)             # log the best top-1 per 2M-OPs bucket, as the reference does
+
+search_export = dict(
+    finetune_config='{{ fileDirname }}/nasbnn-subnet_finetune_8xb64_in1k.py',
+    detection_config='{{ fileDirname }}/retinanet_nasbnn-smallest_fpn_coco-mini.py')

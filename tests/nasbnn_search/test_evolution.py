@@ -1,0 +1,147 @@
+"""Evolution operators: validity and ND over many draws, inheritance, dedup, OPs window."""
+import random
+
+import pytest
+
+from mmdynbnn.nas import CIFAR_SPACE, IMAGENET_SPACE, Subnet, build_space, sample_subnet, subnet_ops
+from mmdynbnn.nas.evolution import (OpsWindow, crossover, initial_population, mutate, ops_m, propose,
+                                    subnet_key)
+
+# ND binds across stage boundaries here: a wide stem forces every later width up, and channel choices of
+# consecutive stages overlap, so mixing two parents or resampling one width easily breaks ND.
+TRICKY_SPACE = dict(
+    stem=dict(channels=[8, 16, 32], kernel=3, stride=1),
+    stages=[dict(channels=[8, 16, 32], depth=[1, 2, 3], kernel=[3, 5], groups=[1, 2], stride=1),
+            dict(channels=[8, 24, 32, 48], depth=[1, 3], kernel=[3], groups=[1, 8], stride=2),
+            dict(channels=[16, 48, 64], depth=[2], kernel=[3, 5], groups=[1, 4, 8], stride=2)],
+    input_size=16, num_classes=3)
+SPACES = {'cifar': CIFAR_SPACE, 'imagenet': IMAGENET_SPACE, 'tricky': TRICKY_SPACE}
+
+
+def widths(net):
+    return [net.stem_channels] + [b.channels for s in net.stages for b in s.blocks]
+
+
+def assert_valid_nd(net, space):
+    net.validate(space)  # choices, depth, groups | input, ND
+    w = widths(net)
+    assert all(x <= y for x, y in zip(w, w[1:])), w  # ND over the whole sequence (checked independently)
+    for _, _, c_in, b in net.blocks():
+        assert c_in % b.groups == 0
+
+
+@pytest.mark.parametrize('name', sorted(SPACES))
+@pytest.mark.parametrize('prob', [0.2, 0.5, 1.0])
+def test_mutation_always_valid_and_nd(name, prob):
+    space = build_space(SPACES[name])
+    rng = random.Random(prob)
+    changed = 0
+    for _ in range(300):
+        parent = sample_subnet(space, rng)
+        child = mutate(parent, space, rng, prob)
+        assert_valid_nd(child, space)
+        changed += child != parent
+    assert changed > 100  # it does mutate
+
+
+def test_mutation_prob_zero_keeps_parent_and_rate_follows_prob():
+    space = build_space(IMAGENET_SPACE)
+    rng = random.Random(0)
+    for _ in range(50):
+        parent = sample_subnet(space, rng)
+        assert mutate(parent, space, rng, 0.0) == parent
+    # Kernel genes of stages with choices (3, 5): a resample changes the value with probability 1/2.
+    for prob in (0.2, 0.6):
+        flips = total = 0
+        for _ in range(400):
+            parent = sample_subnet(space, rng)
+            child = mutate(parent, space, rng, prob)
+            for sp, sc in zip(parent.stages[1:], child.stages[1:]):
+                for bp, bc in zip(sp.blocks, sc.blocks):
+                    flips += bp.kernel != bc.kernel
+                    total += 1
+        assert abs(flips / total - prob / 2) < 0.03, (prob, flips / total)
+
+
+@pytest.mark.parametrize('name', sorted(SPACES))
+def test_crossover_always_valid_nd_and_inherits(name):
+    space = build_space(SPACES[name])
+    rng = random.Random(1)
+    from_a = from_b = 0
+    for _ in range(300):
+        a, b = sample_subnet(space, rng), sample_subnet(space, rng)
+        child = crossover(a, b, space, rng)
+        assert_valid_nd(child, space)
+        assert child.stem_channels in (a.stem_channels, b.stem_channels)
+        for i, sc in enumerate(child.stages):
+            assert sc.depth in (a.stages[i].depth, b.stages[i].depth)
+            for j, blk in enumerate(sc.blocks):
+                kernels = [p.stages[i].blocks[j].kernel for p in (a, b) if j < p.stages[i].depth]
+                assert blk.kernel in kernels  # kernels never need repair
+        from_a += child == a
+        from_b += child == b
+        assert crossover(a, a, space, rng) == a
+    assert from_a < 300 and from_b < 300
+
+
+def test_crossover_mixes_both_parents_elementwise():
+    space = build_space(CIFAR_SPACE)
+    a, b = Subnet.biggest(space), Subnet.smallest(space)
+    rng = random.Random(2)
+    kernels = [[blk.kernel for s in crossover(a, b, space, rng).stages for blk in s.blocks] for _ in range(200)]
+    mixed = [k for k in kernels if len(set(k)) > 1 and len(k) > 2]
+    assert mixed, 'element-wise crossover never mixed kernels of the two parents'
+
+
+def test_crossover_repairs_nd_across_stages():
+    space = build_space(TRICKY_SPACE)
+    wide = Subnet.from_config(dict(stem=dict(channels=32), stages=[
+        dict(depth=1, blocks=[dict(channels=32, kernel=3, groups=1)]),
+        dict(depth=1, blocks=[dict(channels=32, kernel=3, groups=8)]),
+        dict(depth=2, blocks=[dict(channels=48, kernel=3, groups=8), dict(channels=64, kernel=3, groups=8)])]),
+        space)
+    narrow = Subnet.smallest(space)
+    rng = random.Random(3)
+    for _ in range(200):
+        assert_valid_nd(crossover(wide, narrow, space, rng), space)
+        assert_valid_nd(crossover(narrow, wide, space, rng), space)
+
+
+def test_propose_rejects_duplicates_and_out_of_window():
+    space = build_space(CIFAR_SPACE)
+    lo, hi = 0.25, 0.5
+    window = OpsWindow.build((lo, hi))
+    rng = random.Random(4)
+    parents = initial_population(space, 6, window, rng)
+    seen = {subnet_key(p) for p in parents}
+    before = set(seen)
+    children, stats = propose(parents, space, rng, window, seen, 10, 10, 0.3)
+    keys = [subnet_key(c) for c in children]
+    assert len(set(keys)) == len(keys) and not set(keys) & before
+    assert set(keys) <= seen
+    for c in children:
+        assert_valid_nd(c, space)
+        assert lo <= subnet_ops(c, space).ops / 1e6 <= hi
+    assert stats['mutation'] + stats['crossover'] == len(children) > 0
+    assert stats['out_of_window'] > 0  # the window is narrow: some children fell outside and were redrawn
+
+
+def test_initial_population_biggest_smallest_and_window():
+    space = build_space(CIFAR_SPACE)
+    rng = random.Random(5)
+    pop = initial_population(space, 12, OpsWindow.build(None), rng)
+    assert pop[:2] == [Subnet.biggest(space), Subnet.smallest(space)]
+    assert len({subnet_key(p) for p in pop}) == len(pop) == 12
+    big = ops_m(Subnet.biggest(space), space)
+    pop = initial_population(space, 12, OpsWindow.build((None, big - 0.01)), rng)
+    assert Subnet.biggest(space) not in pop and pop[0] == Subnet.smallest(space)
+    assert all(ops_m(p, space) <= big - 0.01 for p in pop)
+
+
+@pytest.mark.parametrize('window', [(0.0, 0.05), (5.0, None), (100, 200)])
+def test_unreachable_window_names_the_range(window):
+    space = build_space(CIFAR_SPACE)
+    small, big = ops_m(Subnet.smallest(space), space), ops_m(Subnet.biggest(space), space)
+    with pytest.raises(ValueError, match='unreachable') as e:
+        OpsWindow.build(window).check_reachable(space)
+    assert f'{small:.4f}M (smallest)' in str(e.value) and f'{big:.4f}M (biggest)' in str(e.value)
