@@ -88,6 +88,21 @@ def test_exported_detection_config_builds_with_the_exported_backbone(reference_s
     assert len(feats) == 5 and all(f.shape[1] == 256 for f in feats)
 
 
+def test_exported_detection_config_trains_and_tests_with_stock_mmdet(reference_search, tmp_path):
+    """The exported mmdet config runs as is with mmdet's own train.py and test.py (4 images, 1 iteration)."""
+    work, _ = reference_search
+    import mmdet
+    tools = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+    config = str(work / 'export' / 'best_retinanet.py')
+    few = ['train_dataloader.dataset.indices=4', 'val_dataloader.dataset.indices=4',
+           'test_dataloader.dataset.indices=4']
+    _, out = run(osp.join(tools, 'train.py'), config, '--work-dir', str(tmp_path), '--cfg-options', *few)
+    assert 'Epoch(train) [1][1/1]' in out and 'coco/bbox_mAP' in out
+    _, out = run(osp.join(tools, 'test.py'), config, str(tmp_path / 'epoch_1.pth'), '--work-dir', str(tmp_path),
+                 '--cfg-options', *few)
+    assert 'Epoch(test) [4/4]' in out and 'coco/bbox_mAP' in out
+
+
 def _poll(path, done, proc, timeout=240):
     t0 = time.time()
     while time.time() - t0 < timeout:
