@@ -1,7 +1,7 @@
 """Cascaded dual backbone with CBNetV2-style dense higher-level composite connections (DynamicDet)."""
 import copy
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -22,12 +22,15 @@ class BackboneFamily:
         stages: ``backbone -> [(entry, rest), ...]``: per stage, the part that down-samples (composite
             features are added after it) and the remaining blocks.
         out_stages: ``backbone -> [stage index, ...]``: the stage outputs the backbone returns.
+        stage_channels: ``backbone -> [width, ...]``: every stage's output width, when the backbone knows
+            it; ``None``: probed with one forward pass of a 64x64 zero image in eval mode.
     """
     name: str
     matches: Callable[[nn.Module], bool]
     stem: Callable[[nn.Module, Tensor], Tensor]
     stages: Callable[[nn.Module], List[Tuple[nn.Module, nn.Module]]]
     out_stages: Callable[[nn.Module], List[int]]
+    stage_channels: Optional[Callable[[nn.Module], List[int]]] = None
 
 
 _FAMILIES: List[BackboneFamily] = []
@@ -50,7 +53,8 @@ def find_family(backbone: nn.Module) -> BackboneFamily:
                     f'supported types: {", ".join(supported_families())}')
 
 
-def _split(layer: nn.Sequential) -> Tuple[nn.Module, nn.Module]:
+def _split(layer: Union[nn.Sequential, nn.ModuleList]) -> Tuple[nn.Module, nn.Module]:
+    """``(first block, the other blocks as one Sequential)`` of a stage."""
     return layer[0], nn.Sequential(*list(layer)[1:])
 
 
@@ -84,8 +88,23 @@ def _cspdarknet_family() -> BackboneFamily:
         out_stages=out_stages)
 
 
+def _nasbnn_family() -> BackboneFamily:
+    """The project's static NAS-BNN subnet (binary blocks): ``stem`` is the 8-bit stem conv + BN + RPReLU;
+    stage ``i`` is ``stages[i]`` (a list of blocks), whose first block holds the stage's stride, so composite
+    features are added right after it (as after ResNet's first block); widths come from the subnet."""
+    from mmdynbnn.models.backbones.nasbnn_static import NASBNN
+
+    return BackboneFamily(
+        name='NASBNN (mmdynbnn static NAS-BNN subnet)', matches=lambda b: isinstance(b, NASBNN),
+        stem=lambda b, x: b.stem(x),
+        stages=lambda b: [_split(stage) for stage in b.stages],
+        out_stages=lambda b: list(b.out_indices),
+        stage_channels=lambda b: list(b.subnet.stage_out_channels()))
+
+
 register_backbone_family(_cspdarknet_family())
 register_backbone_family(_resnet_family())
+register_backbone_family(_nasbnn_family())
 
 
 @MODELS.register_module()
@@ -142,6 +161,8 @@ class CascadedDualBackbone(BaseModule):
         return [self.stage_channels2[i] for i in self.out_stages2]
 
     def _probe_channels(self, backbone: nn.Module) -> List[int]:
+        if self.family.stage_channels is not None:
+            return [int(c) for c in self.family.stage_channels(backbone)]
         was_training = backbone.training
         backbone.eval()
         x = torch.zeros(1, 3, 64, 64)

@@ -66,6 +66,8 @@ class DynamicDetector(BaseDetector):
     Args:
         backbone: A :class:`CascadedDualBackbone` config.
         neck, bbox_head, rpn_head, roi_head: As in mmdet's detectors (dense head, or RPN + RoI head).
+        neck2: Route 2's neck if B2's out widths differ from B1's (e.g. two different NAS-BNN subnets);
+            needs ``share_heads=False``. None: route 2 gets a copy of ``neck``.
         router: Router config (``AdaptiveRouter``); ``in_channels`` defaults to B1's out widths. May be
             None only for step 1 / forced routes.
         router_loss: Router-loss config (``DynamicRouterLoss``, holds the running median).
@@ -98,6 +100,7 @@ class DynamicDetector(BaseDetector):
     def __init__(self,
                  backbone: dict,
                  neck: Optional[dict] = None,
+                 neck2: Optional[dict] = None,
                  bbox_head: Optional[dict] = None,
                  rpn_head: Optional[dict] = None,
                  roi_head: Optional[dict] = None,
@@ -119,6 +122,7 @@ class DynamicDetector(BaseDetector):
         self.backbone = MODELS.build(backbone)
         if not isinstance(self.backbone, CascadedDualBackbone):
             raise TypeError(f'model.backbone must be a CascadedDualBackbone, got {type(self.backbone).__name__}')
+        self._check_neck_widths(neck, neck2, share_heads)
         test_cfg = ConfigDict(copy.deepcopy(test_cfg)) if test_cfg is not None else ConfigDict()
         dynamic = ConfigDict(test_cfg.pop('dynamic', None) or {})
         unknown = set(dynamic) - {'threshold', 'route'}
@@ -131,7 +135,7 @@ class DynamicDetector(BaseDetector):
         self.test_cfg = test_cfg
         self.dynamic_head = DynamicDetHead(neck=neck, bbox_head=bbox_head, rpn_head=rpn_head,
                                            roi_head=roi_head, share=share_heads, train_cfg=train_cfg,
-                                           test_cfg=test_cfg)
+                                           test_cfg=test_cfg, neck2=neck2)
         if router is not None:
             router = copy.deepcopy(router)
             router.setdefault('in_channels', self.backbone.out_channels1)
@@ -143,6 +147,23 @@ class DynamicDetector(BaseDetector):
         if self.training_step == 2:
             for name, param in self.named_parameters():
                 param.requires_grad_(name.startswith('router.'))
+
+    def _check_neck_widths(self, neck: Optional[dict], neck2: Optional[dict], share_heads: bool) -> None:
+        """A neck whose config lists ``in_channels`` must get exactly its route's backbone out widths."""
+        routes = [('model.neck', neck, self.backbone.out_channels1)]
+        if share_heads:
+            routes.append(('model.neck (shared by route 2)', neck, self.backbone.out_channels2))
+        else:
+            routes.append(('model.neck2' if neck2 is not None else 'model.neck (copied for route 2)',
+                           neck2 if neck2 is not None else neck, self.backbone.out_channels2))
+        for field, cfg, widths in routes:
+            given = cfg.get('in_channels') if cfg is not None else None
+            if isinstance(given, (list, tuple)) and [int(c) for c in given] != list(widths):
+                hint = (' (B1 and B2 have different widths: give route 2 its own neck with model.neck2 and '
+                        'share_heads=False)' if list(self.backbone.out_channels1) != list(
+                            self.backbone.out_channels2) else '')
+                raise ValueError(f'{field}.in_channels={list(given)} must equal the backbone out widths '
+                                 f'{list(widths)} of its route{hint}')
 
     @property
     def bbox_head(self) -> Optional[_AllRouteHeads]:

@@ -45,6 +45,8 @@ class DynamicDetHead(BaseModule):
 
     Args:
         neck: Neck config (or None).
+        neck2: Route 2's neck config when it differs from route 1's (e.g. B2 is a wider subnet than B1, so
+            the FPN's ``in_channels`` differ); only with ``share=False``. None: a copy of ``neck``.
         bbox_head: Dense head config (one-stage).
         rpn_head: RPN head config (two-stage).
         roi_head: RoI head config (two-stage).
@@ -72,6 +74,7 @@ class DynamicDetHead(BaseModule):
                  share: bool = False,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
+                 neck2: Optional[dict] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (bbox_head is None) == (rpn_head is None and roi_head is None):
@@ -83,9 +86,13 @@ class DynamicDetHead(BaseModule):
         self.two_stage = bbox_head is None
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
+        if neck2 is not None and self.share:
+            raise ValueError('DynamicDetHead: neck2 (a separate route-2 neck) needs share_heads=False; '
+                             'with shared heads both routes use neck')
         copies = 1 if self.share else 2
+        neck_cfgs = [neck] if self.share else [neck, neck2 if neck2 is not None else neck]
         self.necks = ModuleList(
-            [MODELS.build(copy.deepcopy(neck)) if neck is not None else nn.Identity() for _ in range(copies)])
+            [MODELS.build(copy.deepcopy(cfg)) if cfg is not None else nn.Identity() for cfg in neck_cfgs])
         heads = []
         for _ in range(copies):
             if self.two_stage:

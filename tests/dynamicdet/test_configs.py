@@ -18,7 +18,7 @@ MINI_STEP1 = [c for c in DYNAMIC if 'coco-mini_step1' in c]
 
 def test_every_family_has_coco_and_mini_step1_step2_configs():
     names = {osp.basename(c) for c in DYNAMIC}
-    for family in ('retinanet_r18_fpn', 'retinanet_r50_fpn', 'faster-rcnn_r50_fpn', 'yolox_s'):
+    for family in ('retinanet_r18_fpn', 'retinanet_r50_fpn', 'faster-rcnn_r50_fpn', 'yolox_s', 'retinanet_nasbnn_fpn'):
         found = [n for n in names if n.startswith(f'dy-{family}_')]
         assert len(found) == 4, (family, found)  # COCO + mini, step 1 + step 2
         assert len(glob.glob(osp.join(CFG_DIR, f'static_{family}*'))) >= 1

@@ -1,0 +1,14 @@
+# Dynamic binary Dy-RetinaNet (NAS-BNN smallest + mid-size subnets), step 2: only the router trains
+# (everything else frozen, every BN in eval mode); reference recipe: AdamW lr 1e-5 constant, weight decay
+# 5e-3, 2 epochs.
+_base_ = './dy-retinanet_nasbnn_fpn_1x_coco_step1.py'
+
+model = dict(training_step=2)
+load_from = 'work_dirs/dy-retinanet_nasbnn_fpn_1x_coco_step1/epoch_12.pth'  # the step-1 checkpoint
+
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=5e-3))
+param_scheduler = []  # constant lr
+train_cfg = dict(max_epochs=2, val_interval=1)
+custom_hooks = [dict(type='DynamicDetStep2Hook')]
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=False)
