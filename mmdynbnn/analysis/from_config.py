@@ -3,18 +3,21 @@ from typing import Sequence, Union
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 
 from .summary import ModelSummary, summarize
 
 
 def build_model_from_config(config: Union[str, Config]) -> torch.nn.Module:
-    """Build ``cfg.model`` in the config's default scope (its ``custom_imports`` are honoured)."""
+    """Build ``cfg.model`` in the config's default scope (its ``custom_imports`` are honoured).
+
+    The scope is set only while building, so the caller's default scope is left as it was.
+    """
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if 'model' not in cfg:
         raise ValueError(f'config {getattr(cfg, "filename", config)!r} has no "model" field')
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    return MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        return MODELS.build(cfg.model)
 
 
 def summarize_config(config: Union[str, Config], shape: Sequence[int] = (224, 224)) -> ModelSummary:

@@ -57,7 +57,7 @@ class DynamicDetHead(BaseModule):
 
     Example:
         >>> import torch, mmdynbnn.det  # noqa
-        >>> from mmdet.utils import register_all_modules; register_all_modules()
+        >>> from mmdet.utils import register_all_modules; register_all_modules(init_default_scope=False)
         >>> head = DynamicDetHead(neck=None, bbox_head=dict(type='RetinaHead', num_classes=2,
         ...     in_channels=8, feat_channels=8, anchor_generator=dict(type='AnchorGenerator',
         ...     octave_base_scale=4, scales_per_octave=1, ratios=[1.0], strides=[8]),

@@ -7,8 +7,17 @@ import torch
 import mmdynbnn  # noqa: F401
 import mmdynbnn.det  # noqa: F401
 from mmdet.utils import register_all_modules
+from mmengine.registry import DefaultScope
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def mmdet_default_scope():
+    """mmdet as default scope for these tests only: a session-wide default scope would break the
+    mmpretrain-scoped tests that run after them."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 TINY_RESNET = dict(type='ResNet', depth=18, base_channels=8, out_indices=(0, 1, 2, 3), norm_eval=False,
                    init_cfg=None)

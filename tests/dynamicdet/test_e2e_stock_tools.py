@@ -72,7 +72,7 @@ def test_anchors_unchanged_after_step2(trained):
     import mmdynbnn.det  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    register_all_modules()
+    register_all_modules(init_default_scope=False)  # the module fixture sets the scope
     _, ckpt1, ckpt2, _ = trained
     anchors = []
     for cfg_path, ckpt in ((CFG1, ckpt1), (CFG2, ckpt2)):
