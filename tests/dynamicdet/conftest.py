@@ -69,6 +69,21 @@ def make_samples(n: int, size: int = 64, seed: int = 0):
     return samples
 
 
+def assert_b2_sees_every_b1_level(model, x, first_output_too: bool = False) -> None:
+    """Shift each B1 level in turn: B2's deepest output must change (and its first output, when the first
+    output is B2's stage 0, which dense composition feeds from every B1 level)."""
+    with torch.no_grad():
+        stages = model.forward_b1(x)
+        base = model.forward_b2(x, stages)
+        for level in range(len(stages)):
+            changed = list(stages)
+            changed[level] = stages[level] + 1.0
+            out = model.forward_b2(x, changed)
+            assert not torch.allclose(out[-1], base[-1]), f'B1 level {level} does not reach B2'
+            if first_output_too:
+                assert not torch.allclose(out[0], base[0]), f'B1 level {level} does not reach B2 stage 0'
+
+
 @pytest.fixture
 def build():
     from mmdet.registry import MODELS
