@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_conv_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -121,6 +122,9 @@ class CascadedDualBackbone(BaseModule):
     Args:
         backbone: Config of B1 (and of B2 unless ``backbone2`` is given).
         backbone2: Config of B2 (same family), optional.
+        connection_cfg: Conv layer config of the 1x1 connections, as mmcv's ``conv_cfg`` (built by
+            ``build_conv_layer``); None is a float ``nn.Conv2d``. ``dict(type='BinaryConv2d')`` makes them
+            binary, which matters when both backbones are binary: float connections can cost more than B2.
         init_cfg: mmengine init config.
 
     Example:
@@ -131,7 +135,8 @@ class CascadedDualBackbone(BaseModule):
         [(128, 8, 8), (256, 4, 4), (512, 2, 2)]
     """
 
-    def __init__(self, backbone: dict, backbone2: Optional[dict] = None, init_cfg=None) -> None:
+    def __init__(self, backbone: dict, backbone2: Optional[dict] = None, connection_cfg: Optional[dict] = None,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.b1 = MODELS.build(copy.deepcopy(backbone))
         self.b2 = MODELS.build(copy.deepcopy(backbone2 if backbone2 is not None else backbone))
@@ -149,7 +154,8 @@ class CascadedDualBackbone(BaseModule):
         self.out_stages2 = self.family.out_stages(self.b2)
         # connection l: B1 stage l -> concat of B2 widths 0..l
         self.connections = nn.ModuleList([
-            nn.Conv2d(c1, sum(self.stage_channels2[:l + 1]), kernel_size=1, bias=True)
+            build_conv_layer(copy.deepcopy(connection_cfg), c1, sum(self.stage_channels2[:l + 1]), kernel_size=1,
+                             bias=True)
             for l, c1 in enumerate(self.stage_channels1)])
 
     @property

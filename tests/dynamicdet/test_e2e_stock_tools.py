@@ -160,3 +160,20 @@ def test_other_families_with_stock_train_and_test(tmp_path, family):
     proc = run([osp.join(TOOLS, 'test.py'), cfg2, str(ckpt2), '--work-dir', str(tmp_path / 't'), '--cfg-options',
                 'model.test_cfg.dynamic.threshold=1.0'] + tiny, cwd=tmp_path)
     assert float(re.search(r'dynamic/hard_ratio: ([\d.]+)', proc.stdout + proc.stderr).group(1)) == 1.0
+
+
+def test_stock_benchmark_runs_the_dynamic_model(trained):
+    """mmdet's benchmark.py, unmodified: --task inference with its CUDA-only calls redirected to the CPU
+    (batch size 1, so every image takes its own route; --fuse-conv-bn folds BN in both routes), and
+    --task dataloader as is."""
+    work, _, ckpt2, _ = trained
+    proc = run([osp.join(ROOT, 'tools/analysis_tools/benchmark_on_cpu.py'), CFG2, '--checkpoint', str(ckpt2),
+                '--task', 'inference', '--max-iter', '4', '--num-warmup', '1', '--log-interval', '2',
+                '--fuse-conv-bn', '--cfg-options', 'model.test_cfg.dynamic.threshold=0.5'] + SMALL, cwd=work)
+    text = proc.stdout + proc.stderr
+    assert 'Done image [4  /4]' in text
+    assert float(re.search(r'Overall fps: ([\d.]+) img/s', text).group(1)) > 0
+    proc = run([osp.join(TOOLS, 'analysis_tools/benchmark.py'), CFG2, '--task', 'dataloader', '--max-iter', '2',
+                '--num-warmup', '0', '--log-interval', '1', '--cfg-options', 'test_dataloader.batch_size=2'] + SMALL,
+               cwd=work)
+    assert re.search(r'Overall fps: [\d.]+ batch/s', proc.stdout + proc.stderr)

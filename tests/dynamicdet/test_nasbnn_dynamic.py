@@ -55,6 +55,36 @@ def test_nasbnn_family_shapes_and_float_connections():
     assert all(torch.equal(a, b) for a, b in zip(f1, plain1))  # B1 run stage by stage == its own forward
 
 
+def test_nasbnn_binary_connections_option():
+    """connection_cfg=dict(type='BinaryConv2d'): binary 1x1 connections, same shapes, B2 still sees every B1
+    level, and the connections' cost drops from float FLOPs to BOPs/64 (the reason for the option)."""
+    from mmdynbnn.analysis.summary import summarize
+    from mmdynbnn.ops import BinaryConv2d
+    float_m = build_cascade()
+    torch.manual_seed(0)
+    m = MODELS.build(dict(type='CascadedDualBackbone', backbone=nasbnn('smallest', (0, 1, 2, 3)),
+                          backbone2=nasbnn('biggest', (0, 1, 2, 3)),
+                          connection_cfg=dict(type='BinaryConv2d'))).eval()
+    assert all(isinstance(c, BinaryConv2d) and c.bias is not None for c in m.connections)
+    assert [(c.in_channels, c.out_channels) for c in m.connections] == [
+        (c.in_channels, c.out_channels) for c in float_m.connections]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        shapes = [f.shape for f in m(x)[1]]
+        assert shapes == [f.shape for f in float_m(x)[1]]
+    assert_b2_sees_every_b1_level(m, x, first_output_too=True)
+
+    def connection_ops(model):
+        summary = summarize(model, x)
+        rows = [r for r in summary.rows if r.name.startswith('connections.')]
+        assert len(rows) == len(model.connections)
+        return sum(r.ops for r in rows), sum(r.bops for r in rows)
+    float_ops, float_bops = connection_ops(float_m)
+    binary_ops, binary_bops = connection_ops(m)
+    assert float_bops == 0 and binary_bops > 0
+    assert binary_ops == pytest.approx(float_ops / 64, rel=1e-6)  # same MACs, priced as BOPs/64
+
+
 def test_nasbnn_out_indices_select_stages():
     m = build_cascade(out_indices=(1, 3))
     assert m.out_channels1 == [16, 32] and m.out_channels2 == [24, 48]
