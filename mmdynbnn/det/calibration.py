@@ -59,6 +59,9 @@ def route_latency_ms(model: DynamicDetector, data_batches: Sequence[dict], route
     (preprocessing included, as a user would run it)."""
     saved = model.force_route
     model.set_dynamic(route=route)
+    on_cuda = any(p.is_cuda for p in model.parameters())
+    # CUDA runs asynchronously: wait for the device before reading the clock, as mmdet's benchmark.py does
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     try:
         for batch in list(data_batches)[:warmup]:
             model.test_step(copy.deepcopy(batch))
@@ -66,8 +69,10 @@ def route_latency_ms(model: DynamicDetector, data_batches: Sequence[dict], route
         for _ in range(repeats):
             for batch in data_batches:
                 batch = copy.deepcopy(batch)
+                sync()
                 start = time.perf_counter()
                 model.test_step(batch)
+                sync()
                 times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times)
     finally:

@@ -1,5 +1,7 @@
 """Tiny DynamicDet models shared by the tests (small enough to run many times on 2 CPU cores)."""
 import copy
+import importlib.util
+import os.path as osp
 
 import pytest
 import torch
@@ -94,3 +96,15 @@ def build():
         model.init_weights()
         return model
     return _build
+
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def load_tool(relpath: str):
+    """A script under tools/ imported as a module (its functions, without running main)."""
+    path = osp.join(ROOT, relpath)
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,28 +1,19 @@
 """tools/analysis_tools/benchmark_on_cpu.py redirects only the stock benchmark's CUDA calls, and only inside
 its context (the stock run itself is in test_e2e_stock_tools.py)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
-from conftest import tiny_retinanet
+from conftest import load_tool, tiny_retinanet
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-
-
-def load_tool():
-    path = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_on_cpu.py')
-    spec = importlib.util.spec_from_file_location('benchmark_on_cpu', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis_tools/benchmark_on_cpu.py'
 
 
 def test_cuda_calls_go_to_the_cpu_inside_the_context_only(build):
     import mmdet.utils.benchmark as stock
     from mmengine.model import BaseModel
-    tool = load_tool()
+    tool = load_tool(TOOL)
     originals = (torch.nn.Module.cuda, BaseModel.cuda, torch.cuda.synchronize, stock.get_max_cuda_memory)
     model = build(tiny_retinanet())
     with tool.cuda_calls_on_cpu():
@@ -35,7 +26,7 @@ def test_cuda_calls_go_to_the_cpu_inside_the_context_only(build):
 
 
 def test_device_flag_is_ours_and_everything_else_goes_to_the_stock_script():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     assert tool.split_args(['a.py', '--device', 'cpu', '--task', 'inference']) == (
         'cpu', ['a.py', '--task', 'inference'])
     assert tool.split_args(['a.py', '--checkpoint', 'x.pth']) == ('auto', ['a.py', '--checkpoint', 'x.pth'])

@@ -87,8 +87,9 @@ def test_threshold_tool_and_test_with_threshold(trained):
     work, _, ckpt2, _ = trained
     out = work / 'thr.json'
     png = work / 'thr.png'
-    proc = run([osp.join(ROOT, 'tools/dynamicdet/threshold.py'), CFG2, str(ckpt2), '--max-images', '4',
-                '--latency-images', '2', '--flops-images', '1', '--eval', '--target-latency', '1e9',
+    proc = run([osp.join(ROOT, 'tools/dynamicdet/threshold.py'), CFG2, str(ckpt2), '--device', 'cpu',
+                '--max-images', '4', '--latency-images', '2', '--flops-images', '1', '--eval',
+                '--target-latency', '1e9',
                 '--plot', str(png), '--out', str(out), '--cfg-options'] + SMALL, cwd=work)
     result = json.load(open(out))
     rows = [r for r in result['rows'] if r['target_latency_ms'] is None]

@@ -76,6 +76,18 @@ def test_streaming_median_memory_is_bounded_and_estimate_close():
     assert torch.equal(m.values, m2.values)
 
 
+def test_streaming_median_state_does_not_depend_on_how_the_stream_is_batched():
+    """Batches that straddle the capacity (bulk copy, then reservoir) give the state of one value at a time."""
+    values = torch.randn(300, generator=torch.Generator().manual_seed(2)).double()
+    one_by_one, batched = StreamingMedian(capacity=50), StreamingMedian(capacity=50)
+    for v in values:
+        one_by_one.update(v.reshape(1))
+    for chunk in values.split(7):  # 50 is not a multiple of 7: one chunk crosses the capacity
+        batched.update(chunk)
+    assert int(batched.count) == int(one_by_one.count) == 300
+    assert torch.equal(batched.values, one_by_one.values)
+
+
 def test_streaming_median_state_round_trips_through_state_dict():
     m = StreamingMedian(capacity=8)
     m.update(torch.tensor([3.0, -1.0, 7.0]))

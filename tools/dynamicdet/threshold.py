@@ -1,8 +1,9 @@
 """Pick DynamicDet's threshold tau for a hard ratio or a target latency on this machine.
 
 Runs B1 + router over the validation set (``val_dataloader`` as configured, so padding and hence scores
-match ``test.py``), measures both routes' latency (batch 1, ``test_step``) and FLOPs, and prints for hard ratios 0%, 10%, ..., 100% (and each ``--target-latency``) the threshold, the
-expected FLOPs and latency. ``--eval`` adds the COCO AP at each threshold (both routes are run once per
+match ``test.py``), measures both routes' latency (batch 1, ``test_step``, on ``--device``: the GPU when there
+is one) and FLOPs, and prints for hard ratios 0%, 10%, ..., 100% (and each ``--target-latency``) the threshold,
+the expected FLOPs and latency. ``--eval`` adds the COCO AP at each threshold (both routes are run once per
 image), ``--plot`` writes an accuracy-speed PNG, ``--out`` a JSON.
 
 Example::
@@ -22,6 +23,7 @@ from mmengine.config import Config, DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
+from mmengine.utils import ProgressBar
 
 
 def parse_args():
@@ -39,12 +41,33 @@ def parse_args():
     parser.add_argument('--eval', action='store_true', help='evaluate AP at every threshold')
     parser.add_argument('--plot', help='write an accuracy-speed (or FLOPs-speed) PNG here')
     parser.add_argument('--out', help='write the table as JSON here')
+    parser.add_argument('--device', default=None,
+                        help="where to run and time the model: 'cpu', 'cuda' or 'cuda:N' "
+                             "(default: cuda when available, else cpu)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args()
 
 
+def resolve_device(name) -> torch.device:
+    """``--device`` as a ``torch.device``, checked before any long work."""
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SystemExit(f"--device {name!r} is not a device; allowed: 'cpu', 'cuda', 'cuda:N'") from None
+    if device.type not in ('cpu', 'cuda'):
+        raise SystemExit(f"--device {name!r}: allowed are 'cpu', 'cuda' and 'cuda:N'")
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'--device {name!r}: CUDA is not available on this machine; use --device cpu')
+    if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f'--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)')
+    return device
+
+
 def main() -> None:
     args = parse_args()
+    device = resolve_device(args.device)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -62,6 +85,7 @@ def main() -> None:
     if model.router is None:
         raise ValueError(f'{args.config}: model.router is None; the threshold tool needs a trained router')
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    model.to(device)  # the data preprocessor follows, so batches land on the same device
     model.eval()
 
     # Router scores with the val_dataloader as configured (its batch size decides the padding, and so the
@@ -80,6 +104,7 @@ def main() -> None:
     # B1 + router; with --eval also both routes' predictions (once per image)
     scores: List[float] = []
     preds = {1: [], 2: []}
+    progress = ProgressBar(len(loader.dataset))
     for batch in batches:
         data = model.data_preprocessor(copy.deepcopy(batch), False)
         feats1 = model.backbone.select_outs(model.backbone.forward_b1(data['inputs']))
@@ -89,6 +114,9 @@ def main() -> None:
                 model.set_dynamic(route=route)
                 preds[route] += model.test_step(copy.deepcopy(batch))
             model.set_dynamic(route=None)
+        for _ in batch['data_samples']:
+            progress.update()
+    print()
 
     singles = []
     for batch in Runner.build_dataloader(single_cfg):

@@ -1,4 +1,5 @@
 """DynamicDet's router loss with a running median of the per-image loss gap (bounded memory)."""
+import random
 from typing import Dict, Tuple
 
 import torch
@@ -28,8 +29,8 @@ class StreamingMedian(nn.Module):
     """Median of every value seen so far, in at most ``capacity`` stored values.
 
     Exact while at most ``capacity`` values were seen; after that the buffer is a uniform reservoir sample
-    of the whole stream (Algorithm R, with a generator seeded from the count, so the result is reproducible
-    and survives a resume). The state (``values``, ``count``) is made of buffers, hence in checkpoints.
+    of the whole stream (Algorithm R; each draw is seeded from ``seed`` and the value's position in the
+    stream, so the state is reproducible, independent of how the stream is batched, and survives a resume). The state (``values``, ``count``) is made of buffers, hence in checkpoints.
 
     Example:
         >>> import torch
@@ -57,16 +58,16 @@ class StreamingMedian(nn.Module):
         """Add the values of a 1-D tensor to the stream."""
         flat = new_values.detach().reshape(-1).to(device=self.values.device, dtype=self.values.dtype)
         count = int(self.count)
-        gen = None
-        for v in flat:
-            if count < self.capacity:
-                self.values[count] = v
-            else:
-                if gen is None:
-                    gen = torch.Generator().manual_seed(self.seed * 1_000_003 + count)
-                j = int(torch.randint(0, count + 1, (1,), generator=gen))
-                if j < self.capacity:
-                    self.values[j] = v
+        fits = max(0, min(self.capacity - count, flat.numel()))
+        if fits:  # one copy while there is room (one kernel on a GPU, not one per value)
+            self.values[count:count + fits] = flat[:fits]
+            count += fits
+        for v in flat[fits:]:  # reservoir sampling once full
+            # the draw depends only on (seed, position in the stream): the state is the same however the
+            # stream is batched, and after a resume
+            j = random.Random(self.seed * 1_000_003 + count).randrange(count + 1)
+            if j < self.capacity:
+                self.values[j] = v
             count += 1
         self.count.fill_(count)
 
