@@ -249,6 +249,17 @@ def test_binary_dynamic_detector_step1_step2_test(trained):
     assert re.search(r'coco/bbox_mAP: [-\d.]+', text)
 
 
+def test_binary_dynamic_detector_in_stock_benchmark_with_folded_bn(trained):
+    """mmdet's benchmark.py --fuse-conv-bn on the binary detector: mmcv's fuse_conv_bn (with this plugin's
+    binary-aware folding) over both NAS-BNN subnets, then per-image routing in the stock timing loop."""
+    work, _, ckpt2 = trained
+    proc = run([osp.join(ROOT, 'tools/analysis_tools/benchmark_on_cpu.py'), CFG2, '--checkpoint', str(ckpt2),
+                '--task', 'inference', '--max-iter', '4', '--num-warmup', '1', '--log-interval', '2',
+                '--fuse-conv-bn', '--cfg-options', 'model.test_cfg.dynamic.threshold=0.5'] + SMALL, cwd=work)
+    text = proc.stdout + proc.stderr
+    assert 'Done image [4  /4]' in text and re.search(r'Overall fps: [\d.]+ img/s', text)
+
+
 def test_binary_dynamic_detector_get_flops_per_route(tmp_path):
     flops = {}
     for route in (1, 2):
