@@ -1,4 +1,6 @@
 """Helpers for the deploy tests and benchmark."""
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -29,3 +31,20 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
             m.slope.copy_(rand(m.slope, 0.05, 0.5))
             m.shift_out.copy_(rand(m.shift_out, -0.2, 0.2))
     return model
+
+
+def assert_outputs_close(out: Any, ref: Any) -> None:
+    """Deploy output ``out`` equals the float reference ``ref`` up to float rounding (tensors, or nested
+    lists/tuples of them, as a model's ``mode='tensor'`` returns): same structure and shapes, relative
+    tolerance 1e-4, absolute tolerance 1e-5 of the reference's largest magnitude.
+
+    Example:
+        >>> assert_outputs_close([torch.ones(2)], [torch.ones(2) + 1e-7])
+    """
+    if isinstance(out, (list, tuple)):
+        assert isinstance(ref, (list, tuple)) and len(out) == len(ref)
+        for o, r in zip(out, ref):
+            assert_outputs_close(o, r)
+        return
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-6)

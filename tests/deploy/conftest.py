@@ -4,6 +4,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import mmcv
 import pytest
 import torch
 
@@ -44,3 +45,15 @@ def threads():
     old = torch.get_num_threads()
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def cifar_batch():
+    """``cifar_batch(model, n=8)``: the first ``n`` bundled CIFAR-10 test images through the model's own
+    data preprocessor."""
+    def load(model, n: int = 8):
+        paths = sorted((REPO / 'data' / 'cifar10_mini' / 'test').glob('*/*'))[:n]
+        assert len(paths) == n, 'bundled data/cifar10_mini is missing'
+        imgs = [torch.from_numpy(mmcv.imread(str(p))).permute(2, 0, 1).contiguous() for p in paths]
+        return model.data_preprocessor({'inputs': imgs, 'data_samples': None})['inputs']
+    return load

@@ -11,21 +11,12 @@ from torch import nn
 from mmdynbnn.deploy import (PackedBinaryConv2d, UnsupportedLayerError, convert_to_deploy, deploy_summary,
                              kernel_options)
 from mmdynbnn.deploy.io import build_model_from_config, load_deploy_model, save_deploy_checkpoint
-from mmdynbnn.deploy.testing import randomize_
+from mmdynbnn.deploy.testing import assert_outputs_close, randomize_
 from mmdynbnn.models.backbones import NASBNN
 from mmdynbnn.nas import CIFAR_SPACE
 from mmdynbnn.ops import BinaryConv2d, RPReLU, RSign
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def assert_outputs_close(out, ref):
-    if isinstance(out, (list, tuple)):
-        assert len(out) == len(ref)
-        for o, r in zip(out, ref):
-            assert_outputs_close(o, r)
-        return
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-6)
 
 
 def small_nasbnn(seed=0):
@@ -56,17 +47,10 @@ def test_sequential_rsign_merged_into_threshold():
     assert len(packed) == 3 and all(m.threshold is not None for m in packed)
 
 
-def _cifar_batch(model, n=8):
-    paths = sorted((REPO / 'data' / 'cifar10_mini' / 'test').glob('*/*'))[:n]
-    assert len(paths) == n, 'bundled data/cifar10_mini is missing'
-    imgs = [torch.from_numpy(mmcv.imread(str(p))).permute(2, 0, 1).contiguous() for p in paths]
-    return model.data_preprocessor({'inputs': imgs, 'data_samples': None})['inputs']
-
-
-def test_mmpretrain_binary_resnet18_on_bundled_cifar_images():
+def test_mmpretrain_binary_resnet18_on_bundled_cifar_images(cifar_batch):
     model = build_model_from_config(REPO / 'configs' / 'binary_resnet' / 'resnet18-bconv_cifar10-mini.py')
     randomize_(model, seed=4)
-    x = _cifar_batch(model)
+    x = cifar_batch(model)
     with torch.no_grad():
         ref = model(x, mode='tensor')
         deploy = convert_to_deploy(model)
@@ -133,7 +117,7 @@ def test_nonfinite_weight_is_rejected_with_layer_name():
         convert_to_deploy(model)
 
 
-def test_deploy_checkpoint_round_trip_and_size(tmp_path):
+def test_deploy_checkpoint_round_trip_and_size(tmp_path, cifar_batch):
     cfg = REPO / 'configs' / 'binary_resnet' / 'resnet18-bconv_cifar10-mini.py'
     model = randomize_(build_model_from_config(cfg), seed=6)
     deploy = convert_to_deploy(model)
@@ -144,7 +128,7 @@ def test_deploy_checkpoint_round_trip_and_size(tmp_path):
     size = save_deploy_checkpoint(deploy, path)
     assert size < summary['binary_weights_float_bytes'] / 20
     loaded = load_deploy_model(cfg, path)
-    x = _cifar_batch(model, 4)
+    x = cifar_batch(model, 4)
     with torch.no_grad():
         assert torch.equal(loaded(x, mode='tensor'), deploy(x, mode='tensor'))
     torch.save({'state_dict': model.state_dict()}, tmp_path / 'float.pth')

@@ -15,7 +15,7 @@ from torch import nn
 
 from mmdynbnn.deploy import PackedBinaryConv2d, convert_to_deploy, kernel_options
 from mmdynbnn.deploy.io import build_model_from_config
-from mmdynbnn.deploy.testing import randomize_
+from mmdynbnn.deploy.testing import assert_outputs_close, randomize_
 from mmdynbnn.models.backbones import NASBNN
 from mmdynbnn.nas import CIFAR_SPACE, Subnet, build_space, sample_subnet
 from mmdynbnn.ops import BinaryConv2d, QuantConv2d, RPReLU, RSign
@@ -24,16 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 CIFAR = build_space(CIFAR_SPACE)
 SUBNETS = {'biggest': Subnet.biggest(CIFAR), 'smallest': Subnet.smallest(CIFAR),
            'sample0': sample_subnet(CIFAR, random.Random(0)), 'sample1': sample_subnet(CIFAR, random.Random(1))}
-
-
-def assert_outputs_close(out, ref):
-    if isinstance(out, (list, tuple)):
-        assert isinstance(ref, (list, tuple)) and len(out) == len(ref)
-        for o, r in zip(out, ref):
-            assert_outputs_close(o, r)
-        return
-    assert out.shape == ref.shape
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()) + 1e-6)
 
 
 def cifar_images(n=8, normalize=True):
@@ -121,17 +111,11 @@ def test_real_nasbnn_imagenet_biggest():
                 h = out
 
 
-def _preprocessed_cifar_batch(model, n=8):
-    paths = sorted((REPO / 'data' / 'cifar10_mini' / 'test').glob('*/*'))[:n]
-    imgs = [torch.from_numpy(mmcv.imread(str(p))).permute(2, 0, 1).contiguous() for p in paths]
-    return model.data_preprocessor({'inputs': imgs, 'data_samples': None})['inputs']
-
-
-def test_nasbnn_finetune_config_classifier_on_bundled_images():
+def test_nasbnn_finetune_config_classifier_on_bundled_images(cifar_batch):
     model = build_model_from_config(REPO / 'configs' / 'nasbnn' / 'nasbnn-subnet_finetune_cifar10-mini.py')
     assert type(model.backbone) is NASBNN
     randomize_(model, seed=11)
-    x = _preprocessed_cifar_batch(model)
+    x = cifar_batch(model)
     with torch.no_grad():
         ref = model(x, mode='tensor')
         deploy = convert_to_deploy(model)
@@ -158,7 +142,7 @@ def _randomize_supernet_(model, seed):
     return model
 
 
-def test_exported_subnet_classifier_matches_supernet_and_deploy():
+def test_exported_subnet_classifier_matches_supernet_and_deploy(cifar_batch):
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
@@ -171,7 +155,7 @@ def test_exported_subnet_classifier_matches_supernet_and_deploy():
         static = MODELS.build(cfg)
     static.load_state_dict(state, strict=True)
     static.eval()
-    x = _preprocessed_cifar_batch(supernet)
+    x = cifar_batch(supernet)
     with torch.no_grad():
         supernet.backbone.set_subnet(subnet)
         supernet.backbone.mode = 'binary'

@@ -86,6 +86,17 @@ def assert_b2_sees_every_b1_level(model, x, first_output_too: bool = False) -> N
                 assert not torch.allclose(out[0], base[0]), f'B1 level {level} does not reach B2 stage 0'
 
 
+
+def zero_connections_and_check_plain_b2(model, x) -> None:
+    """Zero every composite connection: B2 must then give exactly the plain B2's outputs."""
+    with torch.no_grad():
+        for conv in model.connections:
+            conv.weight.zero_()
+            conv.bias.zero_()
+        _, f2 = model(x)
+        plain = model.b2(x)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(f2, plain))
+
 @pytest.fixture
 def build():
     from mmdet.registry import MODELS

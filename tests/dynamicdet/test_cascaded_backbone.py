@@ -3,7 +3,7 @@ import torch
 
 from mmdet.registry import MODELS
 
-from conftest import TINY_RESNET, assert_b2_sees_every_b1_level
+from conftest import TINY_RESNET, assert_b2_sees_every_b1_level, zero_connections_and_check_plain_b2
 
 FAMILIES = {
     'resnet': dict(backbone=TINY_RESNET, size=64,
@@ -47,23 +47,13 @@ def test_b2_depends_on_b1_features(name):
 
 
 def test_zero_connections_reduce_b2_to_a_plain_backbone():
-    m = build(TINY_RESNET)
-    for conv in m.connections:
-        torch.nn.init.zeros_(conv.weight)
-        torch.nn.init.zeros_(conv.bias)
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        _, f2 = m(x)
-        plain = m.b2(x)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(f2, plain))
+    zero_connections_and_check_plain_b2(build(TINY_RESNET), torch.rand(1, 3, 64, 64))
 
 
 def test_higher_levels_are_upsampled_into_lower_b2_stages():
     # only B1's deepest level connects: it must reach B2's first stage (nearest-upsampled, added)
     m = build(TINY_RESNET)
-    for conv in m.connections:
-        torch.nn.init.zeros_(conv.weight)
-        torch.nn.init.zeros_(conv.bias)
+    zero_connections_and_check_plain_b2(m, torch.rand(1, 3, 64, 64))
     last = m.connections[-1]
     with torch.no_grad():
         last.bias[:8] = 1.0  # chunk 0 goes to B2 stage 0

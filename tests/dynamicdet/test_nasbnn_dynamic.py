@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from mmdet.registry import MODELS
 
-from conftest import assert_b2_sees_every_b1_level, make_samples, tiny_retinanet
+from conftest import assert_b2_sees_every_b1_level, make_samples, tiny_retinanet, zero_connections_and_check_plain_b2
 from test_e2e_stock_tools import ROOT, SMALL, TOOLS, _state, run
 
 # A small space (strides 2/4/8/16, like the ImageNet space's first four stages) so the subnets run fast.
@@ -103,14 +103,8 @@ def test_nasbnn_injection_after_the_downsampling_block():
     stage 1 non-zero, that stage's first block sees the plain B2's input and gives its output, the next
     block's input differs; with all connections zero B2 is the plain subnet."""
     m = build_cascade()
-    for conv in m.connections:
-        torch.nn.init.zeros_(conv.weight)
-        torch.nn.init.zeros_(conv.bias)
     x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        _, f2 = m(x)
-        plain = m.b2(x)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(f2, plain))
+    zero_connections_and_check_plain_b2(m, x)
 
     with torch.no_grad():
         m.connections[1].bias[BIG_W[0]:BIG_W[0] + BIG_W[1]] = 1.0  # B1 level 1 -> B2 stage 1 only
