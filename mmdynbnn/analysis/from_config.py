@@ -1,4 +1,5 @@
 """Build the model of an mmdet/mmpretrain config and summarise its cost (``model_summary.py``'s core)."""
+import os
 from typing import Sequence, Union
 
 import torch
@@ -8,19 +9,19 @@ from mmengine.registry import MODELS, DefaultScope
 from .summary import ModelSummary, summarize
 
 
-def build_model_from_config(config: Union[str, Config]) -> torch.nn.Module:
+def build_model_from_config(config: Union[str, os.PathLike, Config]) -> torch.nn.Module:
     """Build ``cfg.model`` in the config's default scope (its ``custom_imports`` are honoured).
 
     The scope is set only while building, so the caller's default scope is left as it was.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = config if isinstance(config, Config) else Config.fromfile(os.fspath(config))
     if 'model' not in cfg:
         raise ValueError(f'config {getattr(cfg, "filename", config)!r} has no "model" field')
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
         return MODELS.build(cfg.model)
 
 
-def summarize_config(config: Union[str, Config], shape: Sequence[int] = (224, 224)) -> ModelSummary:
+def summarize_config(config: Union[str, os.PathLike, Config], shape: Sequence[int] = (224, 224)) -> ModelSummary:
     """Cost of one ``(1, 3, *shape)`` image through the model in ``mode='tensor'``.
 
     Detectors run backbone, neck and dense head; a model whose tensor mode needs more than an image

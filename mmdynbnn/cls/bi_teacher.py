@@ -6,16 +6,13 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import sync_random_seed
 from mmpretrain.models.classifiers import ImageClassifier
+# mean_n( -sum_k target[n, k] * log_softmax(logits)[n, k] ), also exported by mmdynbnn.cls
+from mmpretrain.models.losses.cross_entropy_loss import soft_cross_entropy
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from ..nas import Subnet
-
-
-def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """``mean_n( -sum_k target[n, k] * log_softmax(logits)[n, k] )``."""
-    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 @MODELS.register_module()

@@ -21,6 +21,7 @@ from typing import List, Optional
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..ops import BinaryConv2d, FoldableConv2d, QuantConv2d, RPReLU, RSign
 from .modules import FusedRPReLU, PackedBinaryConv2d, float_conv_from_quant
@@ -69,12 +70,8 @@ def _foldable_pair(conv: nn.Module, bn: nn.Module) -> bool:
 
 @torch.no_grad()
 def _fold_into_float_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
-    gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_mean)
-    beta = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
-    factor = gamma / torch.sqrt(bn.running_var + bn.eps)
-    old_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(conv.weight * factor.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((old_bias - bn.running_mean) * factor + beta)
+    conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                  bn.eps, bn.weight, bn.bias)
 
 
 def _output_conv(module: nn.Module) -> Optional[nn.Conv2d]:

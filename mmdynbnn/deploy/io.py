@@ -4,34 +4,22 @@ A deploy checkpoint is ``{'meta': {...}, 'state_dict': <deploy model state>}``. 
 modules: :func:`load_deploy_model` rebuilds the float model from the config, converts its structure and
 loads the packed state (``torch.load(weights_only=True)`` compatible).
 """
-import importlib
 import os
 from typing import Optional, Union
 
 import torch
 from torch import nn
 
+from ..analysis import build_model_from_config as _build_model
 from .converter import convert_to_deploy
 
 DEPLOY_FORMAT = 'mmdynbnn-bitpacked-v1'
 
 
 def build_model_from_config(config, checkpoint: Optional[str] = None) -> nn.Module:
-    """Build ``cfg.model`` with its default scope's registry (mmpretrain, mmdet, ...), optionally loading
-    a (float, training-code) checkpoint; returns the model in eval mode on the CPU."""
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
-    for name in (cfg.get('custom_imports') or {}).get('imports', []):
-        importlib.import_module(name)
-    scope = cfg.get('default_scope', None)
-    if scope:
-        importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
-        registry = importlib.import_module(f'{scope}.registry').MODELS
-    else:
-        from mmengine.registry import MODELS as registry
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
+    """:func:`mmdynbnn.analysis.build_model_from_config`, optionally loading a (float, training-code)
+    checkpoint strictly; returns the model in eval mode on the CPU."""
+    model = _build_model(config)
     if checkpoint is not None:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True)

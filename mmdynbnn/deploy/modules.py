@@ -3,6 +3,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
 
 from . import functional as BF
 from . import packing
@@ -16,10 +17,6 @@ class PackedActivation(NamedTuple):
     data: Tensor
     size: Tuple[int, int]
     padding: Tuple[int, int]
-
-
-def _pair(value) -> Tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 class PackedBinaryConv2d(nn.Module):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .ops_count import subnet_ops
-from .sampling import _cached_table, sample_subnet
+from .sampling import _cached_table, _positions, sample_subnet
 from .space import SearchSpace, SpaceLike
 from .subnet import BlockChoice, StageChoice, Subnet
 
@@ -77,10 +77,6 @@ class OpsWindow:
 
 
 # ---------------------------------------------------------------------------- ND-aware construction
-def _positions(space: SearchSpace, depths: Sequence[int]) -> Tuple[Tuple[int, ...], ...]:
-    return tuple([space.stem.channels] + [s.channels for s, d in zip(space.stages, depths) for _ in range(d)])
-
-
 def _nearest(value: int, options: Sequence[int]) -> int:
     return min(options, key=lambda c: (abs(c - value), c))
 
@@ -145,8 +141,7 @@ def mutate(parent: Subnet, space: SpaceLike, rng: random.Random, prob: float = 0
     def pick_channel(pos: int, feasible: List[int]) -> int:
         if rng.random() < prob:
             return rng.choice(feasible)
-        old = old_channels[pos]
-        return old if old in feasible else _nearest(old, feasible)
+        return _nearest(old_channels[pos], feasible)
 
     def pick_kernel(i: int, j: int, c_in: int) -> int:
         return rng.choice(space.stages[i].kernel) if rng.random() < prob else blocks[i][j].kernel
@@ -154,8 +149,7 @@ def mutate(parent: Subnet, space: SpaceLike, rng: random.Random, prob: float = 0
     def pick_groups(i: int, j: int, c_in: int, valid: List[int]) -> int:
         if rng.random() < prob:
             return rng.choice(valid)
-        old = blocks[i][j].groups
-        return old if old in valid else _nearest(old, valid)
+        return _nearest(blocks[i][j].groups, valid)
 
     return _build(space, depths, pick_channel, pick_kernel, pick_groups)
 

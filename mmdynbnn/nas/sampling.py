@@ -60,13 +60,17 @@ def _uniform_nd_sequence(choices: Tuple[Tuple[int, ...], ...], rng: random.Rando
     return out
 
 
+def _positions(space: SearchSpace, depths: Sequence[int]) -> Tuple[Tuple[int, ...], ...]:
+    """Width choices of every channel position (stem, then each block) for these stage depths."""
+    return tuple([space.stem.channels] + [s.channels for s, d in zip(space.stages, depths) for _ in range(d)])
+
+
 def sample_subnet(space: SpaceLike, rng: Optional[random.Random] = None) -> Subnet:
     """One random subnet (see module docstring for the distribution). ``rng`` defaults to ``random``."""
     space = SearchSpace.from_config(space)
     rng = rng or random.Random()
     depths = [rng.choice(s.depth) for s in space.stages]
-    positions = [space.stem.channels] + [s.channels for s, d in zip(space.stages, depths) for _ in range(d)]
-    widths = _uniform_nd_sequence(tuple(positions), rng)
+    widths = _uniform_nd_sequence(_positions(space, depths), rng)
     stem, widths = widths[0], iter(widths[1:])
     prev = stem
     stages = []
@@ -87,10 +91,9 @@ def count_subnets(space: SpaceLike, nd: bool = True) -> int:
     # Per depth combination: channel sequences (ND or free) x kernel/group choices per block.
     total = 0
     for depths in product(*[s.depth for s in space.stages]):
-        positions = [space.stem.channels] + [s.channels for s, d in zip(space.stages, depths)
-                                             for _ in range(d)]
+        positions = _positions(space, depths)
         if nd:
-            widths = sum(_cached_table(tuple(positions))[0])
+            widths = sum(_cached_table(positions)[0])
         else:
             widths = 1
             for p in positions:

@@ -5,6 +5,12 @@ from torch import Tensor, nn
 
 
 @MODELS.register_module()
+def kernel_transform(weight: Tensor, matrix: Tensor) -> Tensor:
+    """``vec(w[o, i]) <- M vec(w[o, i])`` for every k x k kernel of ``weight`` (``matrix``: k² x k²)."""
+    k = weight.shape[-1]
+    return (weight.reshape(*weight.shape[:-2], k * k) @ matrix.t()).reshape(weight.shape)
+
+
 class KernelTransform(nn.Module):
     """``w[o, i] <- M @ vec(w[o, i])`` for k x k kernels, ``M`` initialised to the identity.
 
@@ -31,8 +37,7 @@ class KernelTransform(nn.Module):
         k = self.kernel_size
         if weight.shape[-2:] != (k, k):
             raise ValueError(f'{self!r}: expects {k}x{k} kernels, got weight shape {tuple(weight.shape)}')
-        flat = weight.reshape(*weight.shape[:-2], k * k)
-        return (flat @ matrix.t()).reshape(weight.shape)
+        return kernel_transform(weight, matrix)
 
     def forward(self, weight: Tensor) -> Tensor:
         return self.apply_to(weight, self.matrix)

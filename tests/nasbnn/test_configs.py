@@ -36,6 +36,12 @@ def test_imagenet_supernet_config_is_the_paper_recipe():
     assert test['ResizeEdge'].scale == 256 and test['CenterCrop'].crop_size == 224
 
 
+def test_detector_config_spells_out_the_imagenet_space():
+    """The NAS-BNN RetinaNet writes the space out (users override it there): it must stay the ImageNet one."""
+    cfg = load('retinanet_nasbnn-smallest_fpn_coco-mini.py')
+    assert build_space(cfg.search_space) == build_space(cfg.model.backbone.space) == build_space(IMAGENET_SPACE)
+
+
 def test_cifar_config_uses_the_small_space_and_bundled_data():
     cfg = load('nasbnn-supernet_bi-teacher_cifar10-mini.py')
     assert build_space(cfg.search_space) == build_space(CIFAR_SPACE)

@@ -57,10 +57,10 @@ def main():
     print(f'kernel path: {describe_backend()}')
     start = time.time()
     deploy = convert_to_deploy(model)
-    print(f'converted in {time.time() - start:.2f}s: {deploy_summary(model, deploy)["num_binary_convs"]} '
-          f'binary convs packed')
-    size = save_deploy_checkpoint(deploy, args.out, meta=dict(config=str(args.config), source=str(args.checkpoint)))
+    elapsed = time.time() - start
     s = deploy_summary(model, deploy)
+    print(f'converted in {elapsed:.2f}s: {s["num_binary_convs"]} binary convs packed')
+    size = save_deploy_checkpoint(deploy, args.out, meta=dict(config=str(args.config), source=str(args.checkpoint)))
     with tempfile.TemporaryDirectory() as tmp:
         float_path = os.path.join(tmp, 'float.pth')
         torch.save({'state_dict': model.state_dict()}, float_path)

@@ -14,15 +14,10 @@ from torch import Tensor, nn
 
 from ...ops.functional import (approx_sign, binarize_weight, binary_conv2d, int_conv2d, lsq_init_scale,
                                lsq_quantize, preprocess_weight, standardize_weight)
+from ...ops.kernel_transform import kernel_transform
 
 
-def kernel_transform(weight: Tensor, matrix: Tensor) -> Tensor:
-    """``vec(w[o, i]) <- M vec(w[o, i])`` for every k x k kernel (pure function)."""
-    k = weight.shape[-1]
-    return (weight.reshape(*weight.shape[:-2], k * k) @ matrix.t()).reshape(weight.shape)
-
-
-def active_kernel(weight: Tensor, out_channels: int, in_per_group: int, kernel: int, binary: bool,
+def active_kernel(weight: Tensor, out_channels: int, in_per_group: int, kernel: int,
                   matrix: Optional[Tensor] = None) -> Tensor:
     """The latent k x k weight of a subnet's conv, before WN / sign.
 
@@ -135,7 +130,7 @@ class SuperBinaryConv(nn.Module):
     def export_weight(self, out_channels: int, in_channels: int, kernel: int, groups: int) -> Tensor:
         """The static (binary-mode) latent weight: transforms baked in."""
         with torch.no_grad():
-            return active_kernel(self.weight, out_channels, in_channels // groups, kernel, True,
+            return active_kernel(self.weight, out_channels, in_channels // groups, kernel,
                                  self.transform_matrix(kernel, True)).clone()
 
     def forward(self, x: Tensor, in_channels: int, out_channels: int, kernel: int, stride: int, groups: int,
@@ -148,7 +143,7 @@ class SuperBinaryConv(nn.Module):
         post = binarize_weight if binary else standardize_weight
 
         def prepare(weight: Tensor, *m: Tensor) -> Tensor:
-            return post(active_kernel(weight, out_channels, in_per_group, kernel, binary, *m))
+            return post(active_kernel(weight, out_channels, in_per_group, kernel, *m))
 
         tensors = (self.weight,) if matrix is None else (self.weight, matrix)
         weight = preprocess_weight(prepare, *tensors)

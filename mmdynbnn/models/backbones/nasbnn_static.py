@@ -10,7 +10,7 @@ from ...nas import Subnet, build_space, build_subnet
 from ...nas.space import SpaceLike
 from ...nas.subnet import SubnetLike
 from ...ops import BinaryConv2d, QuantConv2d, RPReLU
-from .nasbnn_blocks import StageFreezeMixin, bn_modules, freeze, shortcut
+from .nasbnn_blocks import StageFreezeMixin, shortcut
 from .nasbnn_supernet import NASBNNSuperNet, check_out_indices
 
 

@@ -10,7 +10,7 @@ from ...nas import SearchSpace, Subnet, build_space, build_subnet, sample_subnet
 from ...nas.space import SpaceLike
 from ...nas.subnet import BlockChoice, SubnetLike
 from .nasbnn_blocks import (SlicedBatchNorm2d, SlicedRPReLU, StageFreezeMixin, SuperBinaryConv, SuperQuantConv,
-                            bn_modules, freeze, shortcut)
+                            shortcut)
 
 
 def check_out_indices(out_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
