@@ -1,5 +1,5 @@
 """Deploy-time modules: the bit-packed binary conv and the float stem conv."""
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Tuple
 
 import torch
 from torch import Tensor, nn

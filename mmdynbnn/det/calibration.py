@@ -32,13 +32,15 @@ def threshold_for_hard_ratio(scores: Sequence[float], ratio: float) -> float:
     return (ordered[m - 1] + ordered[m]) / 2
 
 
+def is_hard(score: float, tau: float) -> bool:
+    """Whether an image with this router score takes route 2 at ``tau`` (``DynamicDetector.route_mask``'s
+    rule: tau = 0 sends every image to route 1, tau = 1 every image to route 2, else ``score < tau``)."""
+    return tau >= 1.0 or (tau > 0.0 and float(score) < tau)
+
+
 def hard_ratio_at(scores: Sequence[float], tau: float) -> float:
-    """Share of images routed to route 2 at ``tau`` (same rule as ``DynamicDetector.route_mask``)."""
-    if tau <= 0.0:
-        return 0.0
-    if tau >= 1.0:
-        return 1.0
-    return sum(float(s) < tau for s in scores) / max(1, len(scores))
+    """Share of images routed to route 2 at ``tau``."""
+    return sum(is_hard(s, tau) for s in scores) / max(1, len(scores))
 
 
 @torch.no_grad()
@@ -57,12 +59,10 @@ def route_latency_ms(model: DynamicDetector, data_batches: Sequence[dict], route
                      warmup: int = 1, repeats: int = 1) -> float:
     """Median wall time in ms of ``model.test_step`` per batch with every image forced through ``route``
     (preprocessing included, as a user would run it)."""
-    saved = model.force_route
-    model.set_dynamic(route=route)
     on_cuda = any(p.is_cuda for p in model.parameters())
     # CUDA runs asynchronously: wait for the device before reading the clock, as mmdet's benchmark.py does
     sync = torch.cuda.synchronize if on_cuda else (lambda: None)
-    try:
+    with model.routing(route=route):
         for batch in list(data_batches)[:warmup]:
             model.test_step(copy.deepcopy(batch))
         times = []
@@ -74,28 +74,25 @@ def route_latency_ms(model: DynamicDetector, data_batches: Sequence[dict], route
                 model.test_step(batch)
                 sync()
                 times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
-    finally:
-        model.force_route = saved
+    return statistics.median(times)
 
 
 @torch.no_grad()
 def route_flops(model: DynamicDetector, data_batches: Sequence[dict], route: int) -> float:
     """Mean FLOPs per batch (mmengine's counter, like mmdet's get_flops.py) with every image on ``route``."""
     from mmengine.analysis import get_model_complexity_info
-    saved, forward = model.force_route, model.forward
-    model.set_dynamic(route=route)
+    forward = model.forward
     flops = []
-    try:
-        for batch in data_batches:
-            data = model.data_preprocessor(copy.deepcopy(batch), False)
-            model.forward = partial(forward, data_samples=data['data_samples'])
-            info = get_model_complexity_info(model, None, inputs=data['inputs'], show_table=False,
-                                             show_arch=False)
-            flops.append(float(info['flops']))
-    finally:
-        model.forward = forward
-        model.force_route = saved
+    with model.routing(route=route):
+        try:
+            for batch in data_batches:
+                data = model.data_preprocessor(copy.deepcopy(batch), False)
+                model.forward = partial(forward, data_samples=data['data_samples'])
+                info = get_model_complexity_info(model, None, inputs=data['inputs'], show_table=False,
+                                                 show_arch=False)
+                flops.append(float(info['flops']))
+        finally:
+            model.forward = forward
     return sum(flops) / max(1, len(flops))
 
 

@@ -1,6 +1,7 @@
 """DynamicDet detector: cascaded dual backbone + router + two routes, trained in two steps."""
+import contextlib
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -204,6 +205,17 @@ class DynamicDetector(BaseDetector):
             self.threshold = check_threshold(threshold)
         if route != 'keep':
             self.force_route = check_route(route)
+
+    @contextlib.contextmanager
+    def routing(self, threshold: Optional[float] = None, route='keep') -> Iterator[None]:
+        """:meth:`set_dynamic` for the duration of a ``with`` block (``with model.routing(route=2): ...``);
+        the previous settings come back afterwards, also on an error."""
+        saved = (self.threshold, self.force_route)
+        self.set_dynamic(threshold, route)
+        try:
+            yield
+        finally:
+            self.threshold, self.force_route = saved
 
     def frozen_state(self) -> Dict[str, Tensor]:
         """Copies of every state entry that step 2 must not change (all but the router and its loss)."""

@@ -41,8 +41,6 @@ class DynamicDetStep2Hook(Hook):
             raise TypeError(f'DynamicDetStep2Hook needs a DynamicDetector, got {type(model).__name__}')
         if model.training_step != 2:
             raise ValueError(f'DynamicDetStep2Hook is for step 2: set model.training_step=2 (got {model.training_step})')
-        if model.router is None:
-            raise ValueError('step 2 trains the router but model.router is None')
         if runner._load_from is None and not runner._resume:
             raise ValueError('step 2 must start from the step-1 checkpoint: set load_from=<step-1 .pth>')
         self._reference = model.frozen_state()

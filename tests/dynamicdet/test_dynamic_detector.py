@@ -66,6 +66,23 @@ def test_extreme_thresholds_reproduce_a_route(model, tau, route):
     assert not all(_same_instances(a, b) for a, b in zip(forced, other))
 
 
+def test_routing_context_sets_validates_and_restores(model):
+    model.set_dynamic(threshold=0.3, route=None)
+    x, samples = torch.rand(2, 3, 64, 64), make_samples(2)
+    with model.routing(route=2):
+        assert (model.threshold, model.force_route) == (0.3, 2)
+        assert [s.dynamic_route for s in _predict(model, x, samples)] == [2, 2]
+    assert (model.threshold, model.force_route) == (0.3, None)
+    with pytest.raises(RuntimeError, match='inside'):
+        with model.routing(threshold=0.9, route=1):
+            raise RuntimeError('inside')
+    assert (model.threshold, model.force_route) == (0.3, None)  # restored on an error too
+    with pytest.raises(ValueError, match=r'threshold must be in \[0, 1\]'):
+        with model.routing(threshold=2.0):
+            pass
+    assert (model.threshold, model.force_route) == (0.3, None)
+
+
 @pytest.mark.parametrize('bad', [-0.1, 1.5, 'x'])
 def test_threshold_out_of_range_is_rejected(build, bad):
     with pytest.raises(ValueError, match=r'model\.test_cfg\.dynamic\.threshold.*\[0, 1\]'):

@@ -16,7 +16,7 @@ import argparse
 import copy
 import json
 import os.path as osp
-from typing import Dict, List
+from typing import Dict
 
 import torch
 from mmengine.config import Config, DictAction
@@ -74,8 +74,8 @@ def main() -> None:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     import mmdynbnn.det  # noqa: F401  (registers the modules even without custom_imports)
     from mmdet.registry import MODELS
-    from mmdynbnn.det.calibration import (hard_ratio_at, mix, ratio_for_latency, route_flops,
-                                          route_latency_ms, threshold_for_hard_ratio)
+    from mmdynbnn.det.calibration import (hard_ratio_at, is_hard, mix, ratio_for_latency, route_flops,
+                                          route_latency_ms, router_scores, threshold_for_hard_ratio)
     from mmdynbnn.det.dynamic_detector import DynamicDetector
 
     torch.set_grad_enabled(False)
@@ -98,24 +98,26 @@ def main() -> None:
     single_cfg = copy.deepcopy(loader_cfg)
     single_cfg['batch_size'] = 1
     loader = Runner.build_dataloader(loader_cfg)
-    batches = list(loader)
     print(f'{len(loader.dataset)} validation images, batch size {loader_cfg["batch_size"]}')
-
-    # B1 + router; with --eval also both routes' predictions (once per image)
-    scores: List[float] = []
-    preds = {1: [], 2: []}
     progress = ProgressBar(len(loader.dataset))
-    for batch in batches:
-        data = model.data_preprocessor(copy.deepcopy(batch), False)
-        feats1 = model.backbone.select_outs(model.backbone.forward_b1(data['inputs']))
-        scores += model.easy_scores(feats1).tolist()
-        if args.eval:
+
+    def tracked(batches):
+        for batch in batches:
+            yield batch
+            for _ in batch['data_samples']:
+                progress.update()
+
+    # Router scores over the validation set. With --eval both routes predict every image once; their
+    # predictions carry the router score (B1 + router run in either route), so B1 is not run a third time.
+    preds = {1: [], 2: []}
+    if args.eval:
+        for batch in tracked(loader):
             for route in (1, 2):
-                model.set_dynamic(route=route)
-                preds[route] += model.test_step(copy.deepcopy(batch))
-            model.set_dynamic(route=None)
-        for _ in batch['data_samples']:
-            progress.update()
+                with model.routing(route=route):
+                    preds[route] += model.test_step(copy.deepcopy(batch))
+        scores = [float(p.router_score) for p in preds[1]]
+    else:
+        scores = router_scores(model, tracked(loader))
     print()
 
     singles = []
@@ -131,11 +133,8 @@ def main() -> None:
     def evaluate(tau: float) -> Dict[str, float]:
         evaluator = Evaluator(copy.deepcopy(cfg.val_evaluator))
         evaluator.dataset_meta = loader.dataset.metainfo
-        for s, p1, p2 in zip(scores, preds[1], preds[2]):
-            hard = tau >= 1.0 or (0.0 < tau and s < tau)
-            sample = copy.deepcopy(p2 if hard else p1)
-            sample.set_metainfo(dict(dynamic_route=2 if hard else 1, router_score=s))
-            evaluator.process([sample])
+        # each prediction already carries its route and router score; the metrics only read them
+        evaluator.process([p2 if is_hard(s, tau) else p1 for s, p1, p2 in zip(scores, preds[1], preds[2])])
         return evaluator.evaluate(len(scores))
 
     rows = []

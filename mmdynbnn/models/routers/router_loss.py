@@ -1,6 +1,6 @@
 """DynamicDet's router loss with a running median of the per-image loss gap (bounded memory)."""
 import random
-from typing import Dict, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -115,6 +115,3 @@ class DynamicRouterLoss(nn.Module):
         delta = self.median.median().to(score.dtype)
         loss = router_loss(score, loss1.detach(), loss2.detach(), float(delta))
         return self.loss_weight * loss, delta
-
-    def state_summary(self) -> Dict[str, float]:
-        return dict(delta=float(self.median.median()), seen=int(self.median.count))
