@@ -138,9 +138,10 @@ at::Tensor binary_conv(const at::Tensor& act, int64_t H, int64_t W, int64_t pad_
 
 // One-pass RPReLU for contiguous NCHW or channels_last float tensors; returns a tensor of the same layout.
 at::Tensor rprelu(const at::Tensor& x, const at::Tensor& shift_in, const at::Tensor& slope,
-                  const at::Tensor& shift_out) {
+                  const at::Tensor& shift_out, int64_t isa) {
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
               "bitpack: rprelu expects a 4-D float32 CPU tensor");
+  const int use = resolve_isa(isa);
   const int64_t C = x.size(1);
   const float* a = opt_float_ptr(shift_in, C, "shift_in");
   const float* s = opt_float_ptr(slope, C, "slope");
@@ -159,7 +160,7 @@ at::Tensor rprelu(const at::Tensor& x, const at::Tensor& shift_in, const at::Ten
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, x.numel(), 32768, [&](int64_t begin, int64_t end) {
-    bp::rprelu_range(xp, yp, a, s, b, C, inner, begin, end);
+    bp::rprelu_range(xp, yp, a, s, b, C, inner, begin, end, use);
   });
   return y;
 }
@@ -177,7 +178,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("dw"), py::arg("scale"), py::arg("bias"), py::arg("out_packed") = false,
         py::arg("next_threshold") = py::none(), py::arg("opad_h") = 0, py::arg("opad_w") = 0, py::arg("isa") = -1);
   m.def("rprelu", &rprelu, "RPReLU (shift, PReLU, shift) in one pass", py::arg("x"), py::arg("shift_in"),
-        py::arg("slope"), py::arg("shift_out"));
+        py::arg("slope"), py::arg("shift_out"), py::arg("isa") = -1);
   m.def("best_isa", &best_isa, "best instruction set of this CPU (0 scalar, 1 popcnt, 2 avx2, 3 avx512)");
   m.def("isa_name", &isa_name);
   m.attr("KBLOCK") = bp::kBlock;

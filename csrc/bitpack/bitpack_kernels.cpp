@@ -587,9 +587,9 @@ __attribute__((target("avx2"))) void rprelu_avx2(const float* x, float* y, const
 }  // namespace
 
 void rprelu_range(const float* x, float* y, const float* shift_in, const float* slope, const float* shift_out,
-                  int64_t C, int64_t inner, int64_t begin, int64_t end) {
+                  int64_t C, int64_t inner, int64_t begin, int64_t end, int isa) {
 #if MMDYNBNN_X86
-  if (__builtin_cpu_supports("avx2")) return rprelu_avx2(x, y, shift_in, slope, shift_out, C, inner, begin, end);
+  if (isa >= kAvx2) return rprelu_avx2(x, y, shift_in, slope, shift_out, C, inner, begin, end);
 #endif
   rprelu_impl(x, y, shift_in, slope, shift_out, C, inner, begin, end);
 }

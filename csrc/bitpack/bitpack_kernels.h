@@ -73,7 +73,8 @@ namespace mmdynbnn_bitpack {
 // RPReLU in one pass: y = prelu(x - shift_in, slope) + shift_out (per channel), same float operations
 // and order as torch (sub, then x > 0 ? x : slope * x, then add). Elements [begin, end) of a contiguous
 // tensor whose channel of element e is (e / inner) % C (NCHW: inner = H*W; channels_last: inner = 1).
+// ``isa`` as for conv_items (AVX2 and above use the 8-lane path).
 void rprelu_range(const float* x, float* y, const float* shift_in, const float* slope, const float* shift_out,
-                  int64_t C, int64_t inner, int64_t begin, int64_t end);
+                  int64_t C, int64_t inner, int64_t begin, int64_t end, int isa);
 
 }  // namespace mmdynbnn_bitpack

@@ -160,7 +160,7 @@ class FusedRPReLU(nn.Module):
         ext = BF._ext(None)
         if (ext is not None and x.dtype == torch.float32 and x.device.type == 'cpu'
                 and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))):
-            return ext.rprelu(x, self.shift_in, self.slope, self.shift_out)
+            return ext.rprelu(x, self.shift_in, self.slope, self.shift_out, BF._isa(None))
         y = torch.nn.functional.prelu(x - self.shift_in.view(1, -1, 1, 1), self.slope)
         return y + self.shift_out.view(1, -1, 1, 1)
 

@@ -164,3 +164,27 @@ def test_fused_rprelu_is_bit_identical_to_rprelu(layout):
         assert torch.equal(fused(x), ref)
         with kernel_options(reference=True):
             assert torch.equal(fused(x), ref)
+
+
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last'])
+def test_fused_rprelu_follows_the_requested_instruction_set(layout, isas, cpp_ext):
+    """kernel_options(isa=...) reaches the RPReLU kernel too: every path this CPU has is bit-exact, and a
+    level beyond the CPU's is refused as for the conv kernels (so the level is checked, not ignored)."""
+    from mmdynbnn.deploy import FusedRPReLU
+    from mmdynbnn.ops import RPReLU
+    gen = torch.Generator().manual_seed(1)
+    act = RPReLU(19)
+    with torch.no_grad():
+        act.slope.copy_(torch.randn(19, generator=gen) * 0.3)
+        act.shift_in.copy_(torch.randn(19, generator=gen) * 0.3)
+    x = torch.randn(2, 19, 5, 11, generator=gen)  # 19 channels: the 8-lane path has a scalar tail
+    if layout == 'channels_last':
+        x = x.contiguous(memory_format=torch.channels_last)
+    fused = FusedRPReLU.from_rprelu(act)
+    with torch.no_grad():
+        ref = act(x)
+        for isa in isas:
+            with kernel_options(isa=isa):
+                assert torch.equal(fused(x), ref), isa
+        with pytest.raises(RuntimeError, match='requested but this CPU only supports'):
+            cpp_ext.rprelu(x, fused.shift_in, fused.slope, fused.shift_out, int(cpp_ext.best_isa()) + 1)
