@@ -272,24 +272,30 @@ class DynamicDetector(BaseDetector):
                     easy_score=scores.detach().mean(), loss_gap=(loss1 - loss2).mean())
 
     # -- inference -------------------------------------------------------------------------------------
+    def _split_by_route(self, batch_inputs: Tensor, samples: Optional[SampleList]):
+        """Route the batch: ``(scores, hard, parts)`` where each part is ``(route, indices, feats,
+        sub_samples)`` -- route 0 with the easy images' B1 features, route 1 with B2 run on the hard images
+        only -- and a route no image takes is left out. ``sub_samples`` is None without samples."""
+        stage_feats, feats1, scores, hard = self._route(batch_inputs)
+        parts = []
+        for route, mask in ((0, ~hard), (1, hard)):
+            idx = mask.nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            if route == 0:
+                feats = tuple(f[idx] for f in feats1)
+            else:
+                feats = self.backbone.forward_b2(batch_inputs[idx], [f[idx] for f in stage_feats])
+            indices = idx.tolist()
+            parts.append((route, indices, feats, [samples[i] for i in indices] if samples else None))
+        return scores, hard, parts
+
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        stage_feats, feats1, scores, hard = self._route(batch_inputs)
+        scores, hard, parts = self._split_by_route(batch_inputs, batch_data_samples)
         results: List = [None] * len(batch_data_samples)
-        easy_idx = (~hard).nonzero().flatten().tolist()
-        hard_idx = hard.nonzero().flatten().tolist()
-        if easy_idx:
-            sel = torch.tensor(easy_idx, device=batch_inputs.device)
-            res = self.dynamic_head.predict(0, tuple(f[sel] for f in feats1),
-                                            [batch_data_samples[i] for i in easy_idx], rescale=rescale)
-            for i, r in zip(easy_idx, res):
-                results[i] = r
-        if hard_idx:
-            sel = torch.tensor(hard_idx, device=batch_inputs.device)
-            feats2 = self.backbone.forward_b2(batch_inputs[sel], [f[sel] for f in stage_feats])
-            res = self.dynamic_head.predict(1, feats2, [batch_data_samples[i] for i in hard_idx],
-                                            rescale=rescale)
-            for i, r in zip(hard_idx, res):
+        for route, indices, feats, sub in parts:
+            for i, r in zip(indices, self.dynamic_head.predict(route, feats, sub, rescale=rescale)):
                 results[i] = r
         score_list = scores.detach().tolist() if scores is not None else [float('nan')] * len(hard)
         for sample, is_hard, score in zip(batch_data_samples, hard.tolist(), score_list):
@@ -299,15 +305,7 @@ class DynamicDetector(BaseDetector):
     def _forward(self, batch_inputs: Tensor, batch_data_samples: Optional[SampleList] = None):
         """Raw outputs of the route each image takes: ``(route-1 outputs of the easy images, route-2
         outputs of the hard images)`` (an empty tuple for a route no image takes). Used by get_flops."""
-        stage_feats, feats1, scores, hard = self._route(batch_inputs)
-        easy, hardm = ~hard, hard
-        outs1, outs2 = (), ()
-        samples = batch_data_samples or []
-        if bool(easy.any()):
-            sub = [s for s, e in zip(samples, easy.tolist()) if e] or None
-            outs1 = self.dynamic_head.forward(0, tuple(f[easy] for f in feats1), sub)
-        if bool(hardm.any()):
-            sub = [s for s, h in zip(samples, hardm.tolist()) if h] or None
-            feats2 = self.backbone.forward_b2(batch_inputs[hardm], [f[hardm] for f in stage_feats])
-            outs2 = self.dynamic_head.forward(1, feats2, sub)
-        return outs1, outs2
+        outs = [(), ()]
+        for route, _, feats, sub in self._split_by_route(batch_inputs, batch_data_samples)[2]:
+            outs[route] = self.dynamic_head.forward(route, feats, sub)
+        return tuple(outs)
