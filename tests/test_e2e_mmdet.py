@@ -6,7 +6,7 @@ from mmdynbnn.analysis import build_model_from_config, summarize
 
 from .helpers import REPO, parse_size, run_tool, stock_tool
 
-CONFIG = REPO / 'configs/binary_resnet/retinanet_r18-bconv_fpn_coco-mini.py'
+CONFIG = REPO / 'configs/binary_resnet/retinanet_binary-resnet18_fpn_coco-mini.py'
 
 
 @pytest.fixture(scope='module')
@@ -21,7 +21,7 @@ def test_train_saves_a_checkpoint_of_binary_weights(trained):
     assert 'Epoch(train) [1][6/6]' in out and 'coco/bbox_mAP' in out
     ckpt = torch.load(work_dir / 'epoch_1.pth', weights_only=True)  # safe loading, no flag turned off
     rsign = [k for k in ckpt['state_dict'] if k.startswith('backbone.') and k.endswith('rsign.bias')]
-    assert len(rsign) == 20  # every ResNet conv is binary and has its learnt thresholds
+    assert len(rsign) == 16  # every 3x3 conv of the basic blocks is binary and has its learnt thresholds
     assert any(v.abs().sum() > 0 for k, v in ckpt['state_dict'].items() if k in rsign)  # and they trained
 
 
@@ -44,11 +44,11 @@ def test_stock_train_py_resumes(trained):
 def test_stock_get_flops_prices_binary_convs_as_bops():
     tool = stock_tool('mmdet', 'analysis_tools', 'get_flops.py')
     binary = run_tool([tool, CONFIG, '--num-images', '1'])
-    floating = run_tool([tool, CONFIG, '--num-images', '1', '--cfg-options', 'model.backbone.conv_cfg=None'])
+    floating = run_tool([tool, CONFIG, '--num-images', '1', '--cfg-options', 'model.backbone.binary=False'])
     shape = tuple(int(v) for v in binary.split('Input shape: (')[1].split(')')[0].split(','))
     # the backbone's binary MACs at that padded input, counted by the summary (NAS-BNN rules)
     backbone = build_model_from_config(str(CONFIG)).backbone
-    backbone.eval()  # not chained: OpenMMLab ResNets' train() returns None
+    backbone.eval()
     bops = summarize(backbone, torch.randn(1, 3, *shape)).total.bops
     assert bops > 1e9
     saved = parse_size(floating, 'Flops') - parse_size(binary, 'Flops')

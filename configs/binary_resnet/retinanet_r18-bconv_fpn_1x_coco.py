@@ -1,5 +1,7 @@
-# RetinaNet whose ResNet-18 uses binary convolutions everywhere (weights and activations 1-bit),
-# trained from scratch. Everything else is mmdet's stock RetinaNet-R18 recipe on COCO (data/coco).
+# The drop-in path, kept as a baseline: mmdet's RetinaNet-R18 with conv_cfg=BinaryConv2d, so every ResNet conv
+# (the stem and the 1x1 down-sampling convs too) is binary. It does not learn: the stem binarises the image and
+# every other sign follows a ReLU (constant input); BinaryConv2d warns at build time and at the first training
+# step. Use retinanet_binary-resnet18_fpn_1x_coco.py (BinaryResNet backbone) for a binary detector that learns.
 _base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdynbnn'], allow_failed_imports=False)
@@ -12,8 +14,5 @@ model = dict(
         norm_eval=False,
         init_cfg=None))
 
-# Binary networks train with Adam (as NAS-BNN / ReActNet do); the float recipe's SGD at lr 0.01 is
-# unstable for 1-bit weights trained from scratch. Clipping guards the first iterations.
-optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='Adam', lr=1e-4, weight_decay=0),
-    clip_grad=dict(max_norm=35, norm_type=2))
+# The binary recipe of retinanet_binary-resnet18_fpn_1x_coco.py (Adam, no clipping).
+optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3, weight_decay=0))

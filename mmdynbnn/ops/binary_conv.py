@@ -1,6 +1,8 @@
 """BinaryConv2d: 1-bit weights (WN + sign + per-channel scale) and 1-bit activations."""
+import warnings
 from typing import Optional
 
+import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
@@ -9,6 +11,16 @@ from .foldable_conv import FoldableConv2d
 from .functional import approx_sign, binarize_weight, binary_conv2d, preprocess_weight, standardize_weight
 from .kernel_transform import KernelTransform
 from .rsign import RSign
+
+
+class DegenerateBinaryInputWarning(UserWarning):
+    """A binary conv is placed where its sign cannot carry information (an image input, or a ReLU before it)."""
+
+
+# Widths of an image: a binary conv with this many input channels is almost surely the stem.
+IMAGE_CHANNELS = (1, 3)
+# Warn when more than this fraction of the sign's channels are constant over the first training batch.
+CONSTANT_SIGN_FRACTION = 0.5
 
 
 @MODELS.register_module()
@@ -30,6 +42,13 @@ class BinaryConv2d(FoldableConv2d):
         bi_transform: attach a learnable :class:`KernelTransform` (Bi-Transformation, identity init),
             applied in binary mode only. Other transforms can be attached with
             :meth:`set_kernel_transform`.
+
+    Placed as a drop-in in a stock ResNet (``conv_cfg=dict(type='BinaryConv2d')``) the layer cannot learn:
+    the stem binarises the image, and every other binary conv follows a ReLU, so ``sign(x + b)`` with
+    ``x >= 0`` is constant. The layer says so with a :class:`DegenerateBinaryInputWarning`: at build time
+    when it has an image's width of input channels (1 or 3), and at its first training forward when the
+    sign is constant over the batch in most channels. Use :class:`mmdynbnn.models.BinaryResNet` (or
+    NAS-BNN backbones) instead: real-valued stem and shortcuts, no ReLU in front of a sign.
 
     Example:
         >>> import torch
@@ -63,6 +82,13 @@ class BinaryConv2d(FoldableConv2d):
                 raise ValueError(f'{self.layer_name}: bi_transform needs a square kernel >= 2, got '
                                  f'{self.kernel_size}')
             self.kernel_transform = KernelTransform(kh)
+        # The first training forward checks that the sign sees both signs (see the class docstring).
+        self._sign_input_checked = False
+        if in_channels in IMAGE_CHANNELS and act_binarizer != 'none':
+            warnings.warn(f'{self.layer_name}: binarising a {in_channels}-channel input, probably the image '
+                          f'(the stem built from conv_cfg): one bit per pixel and channel is left. Keep the '
+                          f'stem real-valued, e.g. with the BinaryResNet backbone', DegenerateBinaryInputWarning,
+                          stacklevel=2)
 
     @property
     def mode(self) -> str:
@@ -84,7 +110,26 @@ class BinaryConv2d(FoldableConv2d):
                             f'apply_to(weight, *params), got {type(transform).__name__}')
         self.kernel_transform = transform
 
+    def _check_sign_input(self, x: Tensor) -> None:
+        """Warn once if the sign's input is one-signed in most channels (e.g. the output of a ReLU)."""
+        self._sign_input_checked = True
+        with torch.no_grad():
+            v = x.detach()
+            if self.rsign is not None:
+                v = v + self.rsign.bias.detach().view(1, -1, 1, 1)
+            v = v.transpose(0, 1).flatten(1)
+            constant = ((v >= 0).all(dim=1) | (v < 0).all(dim=1)).float().mean().item()
+        if constant > CONSTANT_SIGN_FRACTION:
+            warnings.warn(f'{self.layer_name}: the sign of the input is constant over the whole batch in '
+                          f'{constant:.0%} of the channels (all inputs on one side of the threshold, e.g. '
+                          f'after a ReLU), so the binary activation carries no information and the layer '
+                          f'cannot learn. Do not put a ReLU before a binary conv: use the BinaryResNet '
+                          f'backbone or RPReLU/real-valued shortcuts', DegenerateBinaryInputWarning,
+                          stacklevel=2)
+
     def binarize_input(self, x: Tensor) -> Tensor:
+        if self.training and self.act_binarizer != 'none' and not self._sign_input_checked:
+            self._check_sign_input(x)
         if self.rsign is not None:
             return self.rsign(x)
         return approx_sign(x) if self.act_binarizer == 'sign' else x
