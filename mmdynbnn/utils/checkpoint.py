@@ -33,14 +33,14 @@ checkpoint put any object it can build into the *class-level* ``HistoryBuffer._s
   spellings) -> :func:`checked_reconstruct` / :func:`checked_scalar`, which build arrays and scalars only
   from such a dtype and bytes of the right length (:class:`CheckedArray`, a numpy array that pickles as a
   plain one and cannot be constructed directly).
-
 * ``builtins.bytes``: an empty array's data pickles as ``bytes()``; ``bytes`` makes a bytes object from
   data (torch already allows ``bytearray``).
 
 Everything else in the allow-list is torch's own default (tensors, storages, dtypes, ``OrderedDict``...).
 With these stand-ins no allow-listed callable returns a module, a class outside the list, a builtin or a
 numpy constructor, so ``_rebuild_from_type_v2``'s ``func(*args)`` can only call allow-listed callables and
-the statistic functions (which compute a number from a buffer's arrays). ``tests/test_checkpoint_safety.py`` checks the known escapes.
+the statistic functions (which compute a number from a buffer's arrays).
+``tests/test_checkpoint_safety.py`` checks the known escapes.
 
 **Broken files.** :func:`load_checkpoint_file` (also registered as mmengine's loader for local paths, so the
 stock tools use it) names the file and the cause: missing, empty, not a torch checkpoint, truncated, a zip
@@ -170,7 +170,9 @@ class DtypeSpec:
     def __setstate__(self, state: Any) -> None:
         want = self.dtype.__reduce__()[2]  # numpy's state: only the byte order may differ from this one
         order = state[1] if isinstance(state, tuple) and len(state) == len(want) else None
-        if order not in ('<', '>', '|', '=') or state[:1] + state[2:] != want[:1] + want[2:]:
+        same = order in ('<', '>', '|', '=') and all(
+            type(a) is type(b) and a == b for a, b in zip(state[:1] + state[2:], want[:1] + want[2:]))
+        if not same:
             raise pickle.UnpicklingError(f'refused numpy dtype state {state!r} for {self.dtype}: expected {want!r}')
         if order in '<>' and self.dtype.itemsize > 1:
             self.dtype = self.dtype.newbyteorder(order)
