@@ -2,7 +2,8 @@
 
 A deploy checkpoint is ``{'meta': {...}, 'state_dict': <deploy model state>}``. It holds no pickled
 modules: :func:`load_deploy_model` rebuilds the float model from the config, converts its structure and
-loads the packed state (``torch.load(weights_only=True)`` compatible).
+loads the packed state (``torch.load(weights_only=True)`` compatible). The file is written atomically and
+carries ``meta.content_sha256``, checked when it is loaded.
 """
 import os
 from typing import Optional, Union
@@ -28,16 +29,18 @@ def build_model_from_config(config, checkpoint: Optional[str] = None) -> nn.Modu
 
 def save_deploy_checkpoint(deploy_model: nn.Module, path: Union[str, os.PathLike], meta: Optional[dict] = None
                            ) -> int:
-    """Save the deploy state; returns the file size in bytes."""
+    """Save the deploy state atomically, with a content hash checked on load; returns the file size in bytes."""
+    from ..utils.io import save_checkpoint
     meta = dict(meta or {}, format=DEPLOY_FORMAT)
     state = {k: v.detach().cpu().clone() for k, v in deploy_model.state_dict().items()}
-    torch.save({'meta': meta, 'state_dict': state}, str(path))
-    return os.path.getsize(path)
+    return save_checkpoint(state, str(path), meta=meta)
 
 
 def load_deploy_model(config, path: Union[str, os.PathLike]) -> nn.Module:
-    """Rebuild the deploy model of ``config`` and load a checkpoint written by :func:`save_deploy_checkpoint`."""
-    ckpt = torch.load(str(path), map_location='cpu', weights_only=True)
+    """Rebuild the deploy model of ``config`` and load a checkpoint written by :func:`save_deploy_checkpoint`
+    (a broken file raises naming the file and the cause, see :func:`mmdynbnn.utils.load_checkpoint_file`)."""
+    from ..utils.checkpoint import load_checkpoint_file
+    ckpt = load_checkpoint_file(str(path), map_location='cpu')
     if not isinstance(ckpt, dict) or ckpt.get('meta', {}).get('format') != DEPLOY_FORMAT:
         raise ValueError(f'{path} is not a mmdynbnn deploy checkpoint (expected meta.format={DEPLOY_FORMAT!r}); '
                          f'convert a training checkpoint with tools/deploy/convert.py first')

@@ -177,6 +177,10 @@ class DynamicDetector(BaseDetector):
     def _strict_load_check(self, state_dict, prefix, local_metadata, strict, missing_keys,
                            unexpected_keys, error_msgs) -> None:
         """Refuse any checkpoint whose keys or shapes differ from this model (no silent partial load)."""
+        for name, module in self.named_modules():  # a step-1 median of another capacity loads (it is empty)
+            if hasattr(module, 'adapt_loaded_state'):
+                field = 'model.' + (name.replace('.median', '.median_capacity') if name.endswith('.median') else name)
+                module.adapt_loaded_state(state_dict, prefix + name + '.', field)
         own = {prefix + k: v.shape for k, v in self.state_dict().items()}
         given = {k: v.shape for k, v in state_dict.items() if k.startswith(prefix)}
         missing = sorted(set(own) - set(given))

@@ -13,7 +13,7 @@ class DynamicDetStep2Hook(Hook):
     """Checks that step 2 starts from a step-1 checkpoint and leaves everything but the router unchanged.
 
     * before training: the model is a ``DynamicDetector`` with ``training_step=2`` and a router, and a
-      checkpoint was loaded (``load_from``); otherwise raises.
+      checkpoint was actually loaded (``load_from``, or ``--resume`` that found one); otherwise raises.
     * after every ``check_interval`` iterations and after each epoch: every state entry outside the router
       (weights, BN statistics, ...) still equals its value at the start; otherwise raises.
 
@@ -41,8 +41,14 @@ class DynamicDetStep2Hook(Hook):
             raise TypeError(f'DynamicDetStep2Hook needs a DynamicDetector, got {type(model).__name__}')
         if model.training_step != 2:
             raise ValueError(f'DynamicDetStep2Hook is for step 2: set model.training_step=2 (got {model.training_step})')
-        if runner._load_from is None and not runner._resume:
-            raise ValueError('step 2 must start from the step-1 checkpoint: set load_from=<step-1 .pth>')
+        # what was loaded, not what was asked for: mmdet's --resume clears load_from, and a resume that finds
+        # no checkpoint in the work dir loads nothing (mmengine only logs "resumed from ... None")
+        if not getattr(runner, '_has_loaded', False):
+            asked = ('--resume found no checkpoint in the work dir ' + str(runner.work_dir)) if runner._resume \
+                else 'load_from is None'
+            raise ValueError(f'step 2 must start from the step-1 checkpoint, but no checkpoint was loaded ({asked}): '
+                             f'set load_from=<step-1 .pth> (with --resume only to continue a step-2 run whose work '
+                             f'dir holds its checkpoints)')
         self._reference = model.frozen_state()
 
     def _check(self, runner) -> None:

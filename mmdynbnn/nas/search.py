@@ -170,8 +170,11 @@ def build_search_data(cfg, settings: SearchSettings) -> Tuple[Any, List[dict], d
     from mmengine.registry import DATASETS
     from mmengine.runner import Runner, set_random_seed
 
+    from ..utils.datasets import check_every_class_has_samples
+
     train_ds = _dataset_cfg(cfg.train_dataloader)
     dataset = DATASETS.build(copy.deepcopy(train_ds))
+    check_every_class_has_samples(dataset, 'search: the training set (held-out and calibration images)')
     if not hasattr(dataset, 'get_gt_labels'):
         raise ValueError(f'search: the training dataset {type(dataset).__name__} has no get_gt_labels(); '
                          f'the held-out split needs the labels')
@@ -252,12 +255,8 @@ class CandidateEvaluator:
 
 # ---------------------------------------------------------------------------- state
 def atomic_write_json(obj: Any, path: str) -> None:
-    tmp = f'{path}.tmp.{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from ..utils.io import atomic_write_json as write
+    write(obj, path, indent=1)
 
 
 def file_digest(path: str) -> str:
@@ -538,10 +537,10 @@ def plot_results(results: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
-    tmp = f'{path}.tmp.{os.getpid()}.png'
-    fig.savefig(tmp)
+    from ..utils.io import atomic_path
+    with atomic_path(path, suffix='.png') as tmp:  # savefig picks the format from the extension
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def select_from_front(results: dict, ops_budget: Optional[float] = None, index: Optional[int] = None) -> dict:

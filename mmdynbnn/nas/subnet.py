@@ -103,7 +103,7 @@ class Subnet:
         space = SearchSpace.from_config(space)
 
         def check(where: str, field: str, value: Any, allowed) -> None:
-            if isinstance(value, bool) or value not in allowed:
+            if type(value) is not int or value not in allowed:  # 24.0 == 24 but is no layer width
                 raise ValueError(f'subnet {where}: {field}={value!r} is not in the allowed choices '
                                  f'{list(allowed)}')
 
@@ -142,13 +142,17 @@ class Subnet:
         return json.dumps(self.to_config(), indent=indent)
 
     def dump(self, path: str) -> None:
-        """Write ``.json``, ``.yaml``/``.yml`` or ``.py`` (``subnet = dict(...)``, usable as a ``_base_``)."""
+        """Write ``.json``, ``.yaml``/``.yml`` or ``.py`` (``subnet = dict(...)``, usable as a ``_base_``),
+        atomically."""
+        from ..utils.io import atomic_open
         if path.endswith('.py'):
-            with open(path, 'w') as f:
+            with atomic_open(path, 'w') as f:
                 f.write(f'subnet = {self.to_config()!r}\n')
             return
         import mmengine
-        mmengine.dump(self.to_config(), path)
+        file_format = path.rsplit('.', 1)[-1]
+        with atomic_open(path, 'w') as f:
+            mmengine.dump(self.to_config(), f, file_format='yaml' if file_format == 'yml' else file_format)
 
     def blocks(self) -> Iterator[Tuple[int, int, int, BlockChoice]]:
         """Yield ``(stage, block, in_channels, choice)`` for every active block in order."""
@@ -176,7 +180,10 @@ def load_subnet_file(path: str) -> dict:
             raise ValueError(f'{path}: defines no `subnet`')
         return cfg['subnet'].to_dict() if hasattr(cfg['subnet'], 'to_dict') else cfg['subnet']
     import mmengine
-    data = mmengine.load(path)
+    try:
+        data = mmengine.load(path)
+    except Exception as e:  # truncated / malformed JSON or YAML: say which file
+        raise ValueError(f'subnet file {path}: cannot be parsed ({type(e).__name__}: {e})') from None
     return data['subnet'] if isinstance(data, Mapping) and 'subnet' in data else data
 
 

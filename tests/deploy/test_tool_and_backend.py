@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,3 +70,50 @@ def test_missing_extension_without_jit_falls_back_with_reason():
             'print(describe_backend())\n')
     out = run(['-c', code], MMDYNBNN_BITPACK='no-jit')
     assert 'pure-torch reference path' in out
+
+
+def run_rc(args):
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS='ignore')
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_convert_refuses_a_model_without_binary_convs(tmp_path):
+    cfg = REPO / 'configs' / 'binary_resnet' / 'resnet18-bconv_cifar10-mini.py'
+    twin = tmp_path / 'float_twin.py'  # the same network with float convs
+    twin.write_text(f"_base_ = '{cfg}'\nmodel = dict(backbone=dict(conv_cfg=None))\n")
+    out_path = tmp_path / 'deploy.pth'
+    rc, out = run_rc(['tools/deploy/convert.py', twin, 'none', '--out', out_path])
+    assert rc != 0 and 'no binary conv' in out and '--allow-no-binary' in out, out[-2000:]
+    assert not out_path.exists()
+    run(['tools/deploy/convert.py', twin, 'none', '--out', out_path, '--allow-no-binary'])
+    assert out_path.is_file()
+
+
+def test_convert_keeps_existing_output_when_the_write_fails(tmp_path, monkeypatch):
+    """A write that dies half-way (disk full, kill) leaves a previous --out as it was."""
+    import runpy
+
+    from mmdynbnn.utils import load_checkpoint_file
+    cfg = REPO / 'configs' / 'binary_resnet' / 'resnet18-bconv_cifar10-mini.py'
+    out_path = tmp_path / 'deploy.pth'
+    run(['tools/deploy/convert.py', cfg, 'none', '--out', out_path, '--shape', '0', '0', '0', '0'])
+    before = out_path.read_bytes()
+    assert load_checkpoint_file(out_path)['meta']['content_sha256']
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        if 'deploy' not in str(f):  # the float size measurement
+            return real_save(obj, f, *args, **kwargs)
+        with open(f, 'wb') as fh:
+            fh.write(before[:100])
+        raise OSError('killed while writing')
+
+    monkeypatch.setattr(torch, 'save', dying_save)
+    monkeypatch.setattr(sys, 'argv', ['convert.py', str(cfg), 'none', '--out', str(out_path), '--shape', '0', '0',
+                                      '0', '0'])
+    with pytest.raises(OSError, match='killed while writing'):
+        runpy.run_path(str(REPO / 'tools' / 'deploy' / 'convert.py'), run_name='__main__')
+    assert out_path.read_bytes() == before
+    assert os.listdir(tmp_path) == ['deploy.pth']

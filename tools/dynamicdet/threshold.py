@@ -14,7 +14,6 @@ Example::
 """
 import argparse
 import copy
-import json
 import os.path as osp
 from typing import Dict
 
@@ -166,8 +165,8 @@ def main() -> None:
                   route_latency_ms={str(k): v for k, v in lat.items()},
                   route_gflops={str(k): v / 1e9 for k, v in flops.items()}, scores=scores, rows=rows)
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        from mmdynbnn.utils import atomic_write_json
+        atomic_write_json(result, args.out, indent=2)
         print(f'wrote {args.out}')
     if args.plot:
         import matplotlib
@@ -186,7 +185,9 @@ def main() -> None:
         ax.set_ylabel(label)
         ax.set_title('DynamicDet: accuracy-speed by threshold (label: hard %)')
         fig.tight_layout()
-        fig.savefig(args.plot, dpi=100)
+        from mmdynbnn.utils import atomic_path
+        with atomic_path(args.plot, suffix=osp.splitext(args.plot)[1]) as tmp:  # savefig reads the extension
+            fig.savefig(tmp, dpi=100)
         print(f'wrote {args.plot}')
 
 

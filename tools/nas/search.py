@@ -105,10 +105,16 @@ def main() -> None:
 
     from mmdynbnn.nas.search import CandidateEvaluator, EvolutionSearch, build_classifier, build_search_data
 
+    from mmdynbnn.utils import remove_orphan_tmp_files
+
     rank, world = get_dist_info()
     os.makedirs(work_dir, exist_ok=True)
     logger = MMLogger.get_instance(f'nasbnn_search_{time.time_ns()}', logger_name='nasbnn_search',
                                    log_file=osp.join(work_dir, f'search_{time.strftime("%Y%m%d_%H%M%S")}.log'))
+    if rank == 0:  # temporary files of a killed run (state, partial results, export)
+        removed = remove_orphan_tmp_files(work_dir, recursive=True)
+        if removed:
+            logger.info(f'removed {len(removed)} temporary file(s) of an interrupted run: {removed[:5]}')
     torch.set_num_threads(max(1, int(os.environ.get('OMP_NUM_THREADS', torch.get_num_threads()))))
 
     model = build_classifier(cfg)  # with the config's data_preprocessor, as the stock tools build it
@@ -147,6 +153,7 @@ def main() -> None:
 def export(args, cfg, model, evaluator, results, space, work_dir, logger) -> None:
     from mmdynbnn.nas import Subnet, subnet_ops
     from mmdynbnn.nas.search import select_from_front
+    from mmdynbnn.utils import atomic_open, save_checkpoint
 
     entry = select_from_front(results, args.export_ops, args.export_index)
     subnet = Subnet.from_config(entry['subnet'], space)
@@ -157,8 +164,8 @@ def export(args, cfg, model, evaluator, results, space, work_dir, logger) -> Non
     out = osp.join(work_dir, 'export')
     os.makedirs(out, exist_ok=True)
     recal = osp.join(out, f'{name}_supernet-bnrecal.pth')
-    torch.save(dict(meta=dict(subnet=subnet.to_config(), note='supernet with BN recalibrated for the subnet'),
-                    state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}), recal)
+    save_checkpoint(model.state_dict(), recal,  # atomic, with a content hash checked on load
+                    meta=dict(subnet=subnet.to_config(), note='supernet with BN recalibrated for the subnet'))
     subnet_file = osp.join(out, f'{name}_subnet.json')
     subnet.dump(subnet_file)
     extra = cfg.get('search_export', {}) or {}
@@ -178,7 +185,7 @@ def export(args, cfg, model, evaluator, results, space, work_dir, logger) -> Non
         out_indices = tuple(range(max(0, n - 3), n))
         widths = [subnet.stage_out_channels()[i] for i in out_indices]
         ops = subnet_ops(subnet, space, num_classes=0).ops / 1e6
-        with open(osp.join(out, f'{name}_retinanet.py'), 'w') as f:
+        with atomic_open(osp.join(out, f'{name}_retinanet.py'), 'w') as f:
             f.write(f'# The searched NAS-BNN subnet ({ops:.3f}M backbone OPs at {space.input_size}px) as an mmdet\n'
                     f'# backbone (its last {len(out_indices)} stages into the FPN), initialised from the exported\n'
                     f'# static weights {ckpt}\n'

@@ -71,6 +71,26 @@ class StreamingMedian(nn.Module):
             count += 1
         self.count.fill_(count)
 
+    def adapt_loaded_state(self, state_dict: dict, prefix: str, field: str = 'capacity') -> None:
+        """Let a checkpoint of another ``capacity`` load when its median is still empty (e.g. a DynamicDet
+        step-1 checkpoint: the router loss runs only in step 2), by keeping this module's empty buffer.
+
+        Raises:
+            ValueError: the checkpoint's median holds values and has another capacity; names ``field``.
+        """
+        key = prefix + 'values'
+        given = state_dict.get(key)
+        if given is None or tuple(given.shape) == tuple(self.values.shape):
+            return
+        count = state_dict.get(prefix + 'count')
+        seen = int(count) if count is not None else -1
+        if seen == 0:
+            state_dict[key] = self.values.detach().clone()
+            return
+        raise ValueError(f'{field}={self.capacity} does not match the checkpoint: its running median ({key}) has '
+                         f'capacity {given.shape[0]} and has seen {seen} values, so it cannot be resized without '
+                         f'changing it. Set {field}={given.shape[0]} to continue it')
+
     def median(self) -> Tensor:
         """The median of the stored values (mean of the two middle ones for an even count); 0 when empty."""
         n = self.num_stored
