@@ -200,9 +200,11 @@ def crossover(a: Subnet, b: Subnet, space: SpaceLike, rng: random.Random) -> Sub
 
 # ---------------------------------------------------------------------------- populations
 def initial_population(space: SearchSpace, size: int, window: OpsWindow, rng: random.Random,
-                       max_trials: Optional[int] = None) -> List[Subnet]:
-    """Biggest and smallest (those inside the window), then uniform random ND subnets inside the window,
-    without duplicates. Raises if not a single subnet is found in the window."""
+                       max_trials: Optional[int] = None, method: str = 'sequential') -> List[Subnet]:
+    """Biggest and smallest (those inside the window), then random ND subnets drawn by rejection into the
+    window: :func:`~mmdynbnn.nas.sample_subnet` (``method``, default the reference's sequential sampler)
+    is drawn until ``size`` distinct subnets inside the window are found, at most ``max_trials`` draws
+    (default ``100 * size``). Raises if not a single subnet is found in the window."""
     out: List[Subnet] = []
     seen: Set[str] = set()
 
@@ -219,7 +221,7 @@ def initial_population(space: SearchSpace, size: int, window: OpsWindow, rng: ra
     for _ in range(trials):
         if len(out) >= size:
             break
-        add(sample_subnet(space, rng))
+        add(sample_subnet(space, rng, method))
     if not out:
         raise ValueError(f'search.ops_window={window}: no subnet found inside the window after '
                          f'{trials} random draws; widen the window')

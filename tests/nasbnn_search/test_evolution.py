@@ -138,6 +138,26 @@ def test_initial_population_biggest_smallest_and_window():
     assert all(ops_m(p, space) <= big - 0.01 for p in pop)
 
 
+def test_initial_population_is_the_sequential_sampler_rejected_into_the_window():
+    space = build_space(IMAGENET_SPACE)
+    window = OpsWindow.build((20, 180))  # the reference window: biggest (332M) falls outside
+    pop = initial_population(space, 200, window, random.Random(11))
+    assert pop[0] == Subnet.smallest(space) and Subnet.biggest(space) not in pop
+    # Rejection: exactly the in-window, not yet seen draws of the sequential sampler, in draw order.
+    rng, expected, seen = random.Random(11), [Subnet.smallest(space)], {Subnet.smallest(space)}
+    while len(expected) < 200:
+        net = sample_subnet(space, rng, 'sequential')
+        if net not in seen and 20 <= ops_m(net, space) <= 180:
+            seen.add(net)
+            expected.append(net)
+    assert pop == expected
+    assert pop == initial_population(space, 200, window, random.Random(11))  # seeded: reproducible
+    ops = sorted(ops_m(p, space) for p in pop[1:])
+    assert 20 <= ops[0] and ops[-1] <= 180
+    # The sequential sampler puts the population's median above the uniform-ND one's (~85M in the space).
+    assert 110 < ops[len(ops) // 2] < 135, ops[len(ops) // 2]
+
+
 @pytest.mark.parametrize('window', [(0.0, 0.05), (5.0, None), (100, 200)])
 def test_unreachable_window_names_the_range(window):
     space = build_space(CIFAR_SPACE)
