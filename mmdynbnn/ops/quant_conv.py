@@ -38,7 +38,9 @@ class QuantConv2d(FoldableConv2d):
     def quantized_weight(self) -> Tensor:
         if not bool(self.scale_initialized):
             with torch.no_grad():
-                self.weight_scale.copy_(lsq_init_scale(self.weight, self.bits))
+                # one opaque op: a jit trace (get_flops) must not see the statistics as float ops
+                bits = self.bits
+                self.weight_scale.copy_(preprocess_weight(lambda w: lsq_init_scale(w, bits), self.weight))
                 self.scale_initialized.fill_(1)  # an int: the jit tracer rejects fill_(bool)
         bits = self.bits
         return preprocess_weight(lambda w, s: lsq_quantize(w, s, bits), self.weight, self.weight_scale)

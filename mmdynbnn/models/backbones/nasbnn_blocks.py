@@ -191,7 +191,8 @@ class SuperQuantConv(nn.Module):
     def forward(self, x: Tensor, out_channels: int) -> Tensor:
         if not bool(self.scale_initialized):
             with torch.no_grad():
-                self.weight_scale.copy_(lsq_init_scale(self.weight, self.bits))
+                bits = self.bits  # one opaque op: a jit trace must not see the statistics as float ops
+                self.weight_scale.copy_(preprocess_weight(lambda w: lsq_init_scale(w, bits), self.weight))
                 self.scale_initialized.fill_(1)
         bits, c = self.bits, out_channels
         weight = preprocess_weight(lambda w, s: lsq_quantize(w[:c], s[:c], bits), self.weight,
