@@ -17,11 +17,13 @@ Plain Python (no torch). Example:
     >>> child.validate(space) is child
     True
 """
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .ops_count import subnet_ops
+from .pareto import pareto_layers
 from .sampling import _cached_table, _positions, sample_subnet
 from .space import SearchSpace, SpaceLike
 from .subnet import BlockChoice, StageChoice, Subnet
@@ -126,10 +128,11 @@ def _padded_blocks(stage: StageChoice, depth: int) -> List[BlockChoice]:
 
 
 def mutate(parent: Subnet, space: SpaceLike, rng: random.Random, prob: float = 0.2) -> Subnet:
-    """Resample every choice (each stage's depth, stem and block widths, kernels, groups) with probability
-    ``prob``; a resampled width is uniform over the ND-feasible choices; kept genes that became infeasible
-    are repaired to the nearest feasible choice. Extra blocks (a deeper stage) start as copies of the
-    parent's last block of that stage. The child may equal the parent (the caller deduplicates)."""
+    """Resample, each with probability ``prob``: every stage's depth, the stem width, and every block as a
+    whole (its width, kernel and groups together, as the reference does). A resampled width is uniform
+    over the ND-feasible choices, resampled kernel and groups uniform over theirs; kept genes that became
+    infeasible are repaired to the nearest feasible choice. Extra blocks (a deeper stage) start as copies
+    of the parent's last block of that stage. The child may equal the parent (the caller deduplicates)."""
     space = SearchSpace.from_config(space)
     if not 0 <= prob <= 1:
         raise ValueError(f'mutation prob={prob!r} must be in [0, 1]')
@@ -137,19 +140,18 @@ def mutate(parent: Subnet, space: SpaceLike, rng: random.Random, prob: float = 0
               for ss, st in zip(space.stages, parent.stages)]
     blocks = [_padded_blocks(st, d) for st, d in zip(parent.stages, depths)]
     old_channels = [parent.stem_channels] + [b.channels for bs in blocks for b in bs]
+    resample = False  # of the block being built (_build picks its width, then kernel, then groups)
 
     def pick_channel(pos: int, feasible: List[int]) -> int:
-        if rng.random() < prob:
-            return rng.choice(feasible)
-        return _nearest(old_channels[pos], feasible)
+        nonlocal resample
+        resample = rng.random() < prob
+        return rng.choice(feasible) if resample else _nearest(old_channels[pos], feasible)
 
     def pick_kernel(i: int, j: int, c_in: int) -> int:
-        return rng.choice(space.stages[i].kernel) if rng.random() < prob else blocks[i][j].kernel
+        return rng.choice(space.stages[i].kernel) if resample else blocks[i][j].kernel
 
     def pick_groups(i: int, j: int, c_in: int, valid: List[int]) -> int:
-        if rng.random() < prob:
-            return rng.choice(valid)
-        return _nearest(blocks[i][j].groups, valid)
+        return rng.choice(valid) if resample else _nearest(blocks[i][j].groups, valid)
 
     return _build(space, depths, pick_channel, pick_kernel, pick_groups)
 
@@ -198,11 +200,76 @@ def crossover(a: Subnet, b: Subnet, space: SpaceLike, rng: random.Random) -> Sub
     return _build(space, depths, pick_channel, pick_kernel, pick_groups)
 
 
+# ---------------------------------------------------------------------------- parents
+PARENT_SELECTIONS = ('bucket', 'front')
+# Default number of parent buckets over the searched OPs range: the reference's 2M-OPs buckets over its
+# [20M, 180M] ImageNet window.
+PARENT_BUCKETS = 80
+
+
+def default_parent_bucket(space: SearchSpace, window: OpsWindow) -> float:
+    """Bucket width (M OPs) when none is configured: 1/80 of the searched range (the window clipped to
+    the space's smallest..biggest OPs), i.e. 1.99M for the ImageNet space and the [20, 180] window (the
+    reference's 2M), 0.0086M for the whole CIFAR space (0.118M-0.803M)."""
+    lo, hi = window.check_reachable(space)
+    low = lo if window.low is None else max(lo, window.low)
+    high = hi if window.high is None else min(hi, window.high)
+    return max(high - low, 1e-9) / PARENT_BUCKETS
+
+
+def ops_bucket_index(ops: float, width: float) -> int:
+    """The bucket of an OPs value: the nearest multiple of ``width`` (buckets centred on multiples of the
+    width, as the reference rounds), half-way values going up."""
+    return math.floor(ops / width + 0.5)
+
+
+def bucket_best(points: Sequence[Tuple[float, float]], width: float) -> List[int]:
+    """Indices of the most accurate ``(ops, accuracy)`` point of every OPs bucket of ``width`` M OPs (see
+    :func:`ops_bucket_index`), by increasing bucket; on equal accuracy the earliest point wins."""
+    if not width > 0:
+        raise ValueError(f'OPs bucket width={width!r} must be > 0 (M OPs)')
+    best: Dict[int, int] = {}
+    for i, (ops, acc) in enumerate(points):
+        b = ops_bucket_index(ops, width)
+        if b not in best or acc > points[best[b]][1]:
+            best[b] = i
+    return [best[b] for b in sorted(best)]
+
+
+def select_parents(points: Sequence[Tuple[float, float]], how: str = 'bucket',
+                   bucket_width: Optional[float] = None) -> List[int]:
+    """Indices of the parents of the next generation among the evaluated ``(ops, accuracy)`` points.
+
+    ``'bucket'`` (default, the reference's rule): the most accurate candidate of every OPs bucket of
+    ``bucket_width`` M OPs, which keeps the whole window explored (the reference reports one model per
+    bucket); when that gives fewer than 2 (crossover needs two), the most accurate remaining candidates
+    are added up to 2. ``'front'``: the non-dominated (OPs, accuracy) front, plus the next Pareto layers
+    while it has fewer than 2 members.
+    """
+    if how not in PARENT_SELECTIONS:
+        raise ValueError(f'search.parents={how!r} is not a parent selection; allowed: {list(PARENT_SELECTIONS)}')
+    if how == 'bucket':
+        if bucket_width is None:
+            raise ValueError("select_parents: how='bucket' needs bucket_width (M OPs)")
+        idx = bucket_best(points, bucket_width)
+        taken = set(idx)
+        rest = sorted((i for i in range(len(points)) if i not in taken), key=lambda i: (-points[i][1], i))
+        return idx + rest[:max(0, 2 - len(idx))]
+    idx = []
+    for layer in pareto_layers(points):
+        idx += layer
+        if len(idx) >= 2:
+            break
+    return idx
+
+
 # ---------------------------------------------------------------------------- populations
 def initial_population(space: SearchSpace, size: int, window: OpsWindow, rng: random.Random,
-                       max_trials: Optional[int] = None) -> List[Subnet]:
-    """Biggest and smallest (those inside the window), then uniform random ND subnets inside the window,
-    without duplicates. Raises if not a single subnet is found in the window."""
+                       max_trials: Optional[int] = None, method: str = 'sequential') -> List[Subnet]:
+    """Biggest and smallest (those inside the window), then random ND subnets drawn by rejection into the
+    window: :func:`~mmdynbnn.nas.sample_subnet` (``method``, default the reference's sequential sampler)
+    is drawn until ``size`` distinct subnets inside the window are found, at most ``max_trials`` draws
+    (default ``100 * size``). Raises if not a single subnet is found in the window."""
     out: List[Subnet] = []
     seen: Set[str] = set()
 
@@ -219,7 +286,7 @@ def initial_population(space: SearchSpace, size: int, window: OpsWindow, rng: ra
     for _ in range(trials):
         if len(out) >= size:
             break
-        add(sample_subnet(space, rng))
+        add(sample_subnet(space, rng, method))
     if not out:
         raise ValueError(f'search.ops_window={window}: no subnet found inside the window after '
                          f'{trials} random draws; widen the window')

@@ -1,9 +1,17 @@
-"""Uniform random subnets under the non-decreasing-channel (ND) constraint.
+"""Random subnets under the non-decreasing-channel (ND) constraint.
 
-Each stage's depth is drawn uniformly; given the depths, the channel sequence of the active blocks is drawn
-uniformly among all ND-valid sequences (= independent uniform choices conditioned on ND, but without
-rejection, which would accept ~1e-6 of the draws in the ImageNet space); kernel and groups are independent
-uniform choices among those that divide the block's input channels.
+Two samplers (``sample_subnet(..., method=...)``); both draw each stage's depth uniformly and kernel and
+groups independently and uniformly (groups among those dividing the block's input channels):
+
+* ``'sequential'`` (default, the NAS-BNN reference's sampler): widths are drawn left to right, the stem
+  first, then every active block in order, each uniformly among the choices >= the previous width (and
+  among those that still admit an ND completion of the remaining positions; in the shipped spaces that is
+  every choice >= the previous width). Early small widths force nothing, early large ones force the rest
+  up, so wide subnets are more frequent than under ``'uniform_nd'``: ImageNet space, 3,000 draws, mean
+  125M OPs / p90 163M against 88M / 119M.
+* ``'uniform_nd'``: the channel sequence uniformly among all ND-valid sequences (= independent uniform
+  choices conditioned on ND, computed by counting instead of rejection, which would accept ~1e-6 of the
+  draws in the ImageNet space).
 
 Example:
     >>> import random
@@ -65,12 +73,41 @@ def _positions(space: SearchSpace, depths: Sequence[int]) -> Tuple[Tuple[int, ..
     return tuple([space.stem.channels] + [s.channels for s, d in zip(space.stages, depths) for _ in range(d)])
 
 
-def sample_subnet(space: SpaceLike, rng: Optional[random.Random] = None) -> Subnet:
-    """One random subnet (see module docstring for the distribution). ``rng`` defaults to ``random``."""
+SAMPLING_METHODS = ('sequential', 'uniform_nd')
+
+
+def check_sampling_method(method: str, where: str = 'sampler') -> str:
+    """``method`` if it is one of :data:`SAMPLING_METHODS`, else a ``ValueError`` naming ``where``."""
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f'{where}={method!r} is not a subnet sampler; allowed: {list(SAMPLING_METHODS)}')
+    return method
+
+
+def _sequential_nd_sequence(choices: Tuple[Tuple[int, ...], ...], rng: random.Random) -> List[int]:
+    """Left to right, each position uniform among its choices >= the previous value that admit an ND
+    completion of the remaining positions."""
+    table = _cached_table(choices)
+    out: List[int] = []
+    prev = 0
+    for opts, counts in zip(choices, table):
+        feasible = [c for c, t in zip(opts, counts) if c >= prev and t > 0]
+        if not feasible:
+            raise ValueError(f'search space admits no ND-valid channel sequence: {choices}')
+        prev = rng.choice(feasible)
+        out.append(prev)
+    return out
+
+
+def sample_subnet(space: SpaceLike, rng: Optional[random.Random] = None, method: str = 'sequential') -> Subnet:
+    """One random subnet. ``rng`` defaults to ``random``; ``method`` is ``'sequential'`` (the reference's
+    width sampler) or ``'uniform_nd'`` (uniform over the ND-valid width sequences), see the module
+    docstring."""
     space = SearchSpace.from_config(space)
+    check_sampling_method(method, 'sample_subnet: method')
     rng = rng or random.Random()
     depths = [rng.choice(s.depth) for s in space.stages]
-    widths = _uniform_nd_sequence(_positions(space, depths), rng)
+    draw = _sequential_nd_sequence if method == 'sequential' else _uniform_nd_sequence
+    widths = draw(_positions(space, depths), rng)
     stem, widths = widths[0], iter(widths[1:])
     prev = stem
     stages = []

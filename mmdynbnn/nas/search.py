@@ -8,8 +8,9 @@ Pieces (used by ``tools/nas/search.py``):
   (``Runner.build_dataloader``, the config's datasets and pipelines). The calibration batches are
   loaded once (seeded, in the main process) and reused for every candidate.
 * :class:`CandidateEvaluator`: activate a subnet, recalibrate BN, top-1 with mmpretrain's ``Accuracy``.
-* :class:`EvolutionSearch`: the loop. Generation 0 is the initial population, every later generation the
-  mutations and crossovers of parents drawn from the current Pareto front. Proposals use
+* :class:`EvolutionSearch`: the loop. Generation 0 is the initial population, generations 1..``generations``
+  the mutations and crossovers of parents drawn from the best candidate of every OPs bucket (or the
+  current Pareto front, ``parents='front'``). Proposals use
   ``random.Random(seed, generation)`` and evaluation is deterministic, so a resumed run and a run whose
   candidates are spread over ranks (``torch.distributed``, results all-gathered) produce exactly the
   candidates and front of an uninterrupted single-process run. The state (every evaluated candidate) is
@@ -32,8 +33,9 @@ from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
 from .bn_recalib import recalibrate_bn
-from .evolution import OpsWindow, initial_population, ops_m, propose, subnet_key
-from .pareto import pareto_front, pareto_layers
+from .evolution import (PARENT_SELECTIONS, OpsWindow, bucket_best, default_parent_bucket, initial_population, ops_m,
+                        propose, select_parents, subnet_key)
+from .pareto import pareto_front
 from .space import SearchSpace
 from .subnet import Subnet
 
@@ -48,15 +50,22 @@ class SearchSettings:
 
     ops_window: (low, high) in M OPs (analytic, at the space's input size and class count); None = open.
     population: size of the initial population (generation 0), >= 2.
-    generations: generations in total, the initial population included (>= 1).
+    generations: rounds of mutation + crossover after the initial population (as the reference: 20 means
+        generations 0..20); 0 evaluates the initial population only.
     num_mutation / num_crossover: children proposed per later generation.
     mutation_prob: probability that a mutation resamples each choice.
     holdout: images per class held out of the training set as the fitness set.
     calib_images: training images (not held out) used to recalibrate BN before each evaluation.
-    calib_batch_size: batch size of the calibration (None: the train dataloader's).
+    calib_batch_size: batch size of the calibration (None: the train dataloader's). Default 256 with
+        2560 images: the reference's 10 batches of 256.
     seed: drives the split, the calibration images and every proposal.
     cache_holdout: keep the preprocessed held-out batches in memory (small fitness sets only).
     ops_bucket: width (M OPs) of the buckets in the per-generation log (None: 1/8 of the range).
+    parents: ``'bucket'`` (the reference's): parents are the most accurate candidate of every OPs bucket
+        of ``parent_bucket`` M OPs; ``'front'``: the non-dominated front (see
+        :func:`~mmdynbnn.nas.evolution.select_parents`). Results report the true front either way.
+    parent_bucket: width (M OPs) of the parent buckets; None: 1/80 of the searched OPs range
+        (:func:`~mmdynbnn.nas.evolution.default_parent_bucket`: ~2M in the ImageNet space's [20, 180]).
     """
     ops_window: Optional[Tuple[Optional[float], Optional[float]]] = None
     population: int = 512
@@ -66,10 +75,12 @@ class SearchSettings:
     mutation_prob: float = 0.2
     holdout: int = 50
     calib_images: int = 2560
-    calib_batch_size: Optional[int] = None
+    calib_batch_size: Optional[int] = 256
     seed: int = 0
     cache_holdout: bool = False
     ops_bucket: Optional[float] = None
+    parents: str = 'bucket'
+    parent_bucket: Optional[float] = None
 
     @classmethod
     def from_config(cls, cfg: Optional[dict]) -> 'SearchSettings':
@@ -92,7 +103,7 @@ class SearchSettings:
 
         integer('population', 2, ' (the initial population needs at least 2 subnets, e.g. biggest and '
                                  'smallest)')
-        integer('generations', 1)
+        integer('generations', 0, ' (rounds after the initial population)')
         integer('num_mutation', 0)
         integer('num_crossover', 0)
         integer('holdout', 1, ' (images per class held out of the training set)')
@@ -105,6 +116,12 @@ class SearchSettings:
             raise ValueError(f'search.mutation_prob={s.mutation_prob!r} must be in [0, 1]')
         if s.ops_bucket is not None and not (isinstance(s.ops_bucket, (int, float)) and s.ops_bucket > 0):
             raise ValueError(f'search.ops_bucket={s.ops_bucket!r} must be > 0 (M OPs) or None')
+        if s.parents not in PARENT_SELECTIONS:
+            raise ValueError(f'search.parents={s.parents!r} is not a parent selection; allowed: '
+                             f'{list(PARENT_SELECTIONS)}')
+        if s.parent_bucket is not None and (isinstance(s.parent_bucket, bool) or not isinstance(
+                s.parent_bucket, (int, float)) or not s.parent_bucket > 0):
+            raise ValueError(f'search.parent_bucket={s.parent_bucket!r} must be > 0 (M OPs) or None')
         return s
 
     @property
@@ -373,13 +390,16 @@ class EvolutionSearch:
     def front(self) -> List[int]:
         return pareto_front(self.points())
 
+    @property
+    def parent_bucket(self) -> float:
+        """Width (M OPs) of the parent buckets (configured or the default of the space and window)."""
+        if self.settings.parent_bucket is not None:
+            return float(self.settings.parent_bucket)
+        return default_parent_bucket(self.space, self.window)
+
     def parents(self) -> List[Subnet]:
-        """The current front; if it has fewer than 2 members, the next Pareto layers are added."""
-        idx: List[int] = []
-        for layer in pareto_layers(self.points()):
-            idx += layer
-            if len(idx) >= 2:
-                break
+        """Parents of the next generation (:func:`~mmdynbnn.nas.evolution.select_parents`)."""
+        idx = select_parents(self.points(), self.settings.parents, self.parent_bucket)
         return [Subnet.from_config(self.state['candidates'][i]['subnet']) for i in idx]
 
     def rng(self, generation: int) -> random.Random:
@@ -472,11 +492,12 @@ class EvolutionSearch:
         s = self.settings
         os.makedirs(self.work_dir, exist_ok=True)
         start_gen = self.state['next_generation']
-        if start_gen >= s.generations:
-            self.log(f'nothing to do: {start_gen} generations already done (search.generations={s.generations})')
-        for gen in range(start_gen, s.generations):
+        if start_gen > s.generations:
+            self.log(f'nothing to do: generations 0..{start_gen - 1} already done (search.generations='
+                     f'{s.generations})')
+        for gen in range(start_gen, s.generations + 1):
             nets, stats = self.proposals(gen)
-            self.log(f'generation {gen}/{s.generations - 1}: evaluating {len(nets)} candidates '
+            self.log(f'generation {gen}/{s.generations}: evaluating {len(nets)} candidates '
                      f'({", ".join(f"{k} {v}" for k, v in stats.items())}) on {self.world_size} process(es)')
             t0 = time.perf_counter()
             accs = self.evaluate_all(nets, gen)
@@ -512,10 +533,12 @@ class EvolutionSearch:
     def results(self) -> dict:
         cands = [dict(index=i, **c) for i, c in enumerate(self.state['candidates'])]
         front = [cands[i] for i in self.front()]
+        buckets = [cands[i] for i in bucket_best(self.points(), self.parent_bucket)] if cands else []
         return dict(format='mmdynbnn.nasbnn-search-results', settings=asdict(self.settings),
                     space=self.space.to_config(), generations_done=self.state['next_generation'],
                     ops_unit='M OPs (analytic, docs/nasbnn.md §4)', accuracy='top-1 (%) on the held-out split',
-                    meta=self.meta, front=front, candidates=cands)
+                    meta=self.meta, front=front, parent_bucket=self.parent_bucket, bucket_best=buckets,
+                    candidates=cands)
 
 
 # ---------------------------------------------------------------------------- outputs

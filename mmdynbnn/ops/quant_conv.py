@@ -12,8 +12,10 @@ from .functional import int_conv2d, lsq_init_scale, lsq_quantize, preprocess_wei
 class QuantConv2d(FoldableConv2d):
     """Conv with ``bits``-bit weights (LSQ, learnable per-output-channel step), input not quantised.
 
-    The step is initialised from the weights (``2 mean|w| / sqrt(q_max)``) at the first forward, after
-    any ``init_weights``; the flag is a buffer, so checkpoints restore it.
+    The step is initialised per output channel from the weights (``max(|mu - 3 sigma|, |mu + 3 sigma|) /
+    2^(bits-1)``, see :func:`~mmdynbnn.ops.functional.lsq_init_scale`) at the first forward, after any
+    ``init_weights``; the flag is a buffer, so checkpoints restore it. The step's gradient is scaled by
+    ``1 / sqrt(weight.numel() * q_max)`` (LSQ).
 
     Example:
         >>> import torch
@@ -36,7 +38,9 @@ class QuantConv2d(FoldableConv2d):
     def quantized_weight(self) -> Tensor:
         if not bool(self.scale_initialized):
             with torch.no_grad():
-                self.weight_scale.copy_(lsq_init_scale(self.weight, self.bits))
+                # one opaque op: a jit trace (get_flops) must not see the statistics as float ops
+                bits = self.bits
+                self.weight_scale.copy_(preprocess_weight(lambda w: lsq_init_scale(w, bits), self.weight))
                 self.scale_initialized.fill_(1)  # an int: the jit tracer rejects fill_(bool)
         bits = self.bits
         return preprocess_weight(lambda w, s: lsq_quantize(w, s, bits), self.weight, self.weight_scale)

@@ -3,7 +3,11 @@ import random
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from mmdynbnn.models import NASBNNSuperNet
+from mmdynbnn.models.backbones.nasbnn_blocks import SuperBinaryConv, active_kernel, group_slices
+from mmdynbnn.ops.functional import approx_sign, binarize_weight, standardize_weight
 from mmdynbnn.nas import CIFAR_SPACE, Subnet, build_space
 from mmdynbnn.nas.subnet import BlockChoice, StageChoice
 
@@ -39,8 +43,13 @@ def _active_block_regions(net, subnet):
         block = net.stages[i][j]
         full = block.conv1.weight.shape[-1]
         off = (full - b.kernel) // 2
-        regions[block.conv1.weight] = (slice(0, c_in), slice(0, c_in // b.groups),
-                                       slice(off, off + b.kernel), slice(off, off + b.kernel))
+        w = block.conv1.weight
+        used = torch.zeros_like(w, dtype=torch.bool)
+        per_group = c_in // b.groups
+        for g, start in enumerate(group_slices(c_in, b.groups, w.shape[1])):
+            used[g * per_group:(g + 1) * per_group, start:start + per_group, off:off + b.kernel,
+                 off:off + b.kernel] = True
+        regions[w] = used
         regions[block.conv2.weight] = (slice(0, b.channels), slice(0, c_in))
         regions[block.bn1.weight] = (slice(0, c_in),)
         regions[block.bn2.weight] = (slice(0, b.channels),)
@@ -75,6 +84,64 @@ def test_gradients_reach_only_active_slices(mode):
     # Stage 2 used its largest kernel: Bi-Transformation in binary mode only, raw weight in fp mode.
     bi = net.stages[2][0].conv1.bi_matrix.grad
     assert (bi is not None and bi.abs().sum() > 0) if mode == 'binary' else bi is None
+
+
+def _block_diagonal_mask(channels, groups, shape):
+    mask = torch.zeros(shape)
+    n = channels // groups
+    for g in range(groups):
+        mask[g * n:(g + 1) * n, g * n:(g + 1) * n] = 1
+    return mask
+
+
+@pytest.mark.parametrize('binary', [True, False])
+def test_grouped_subnet_is_the_dense_kernel_with_off_diagonal_blocks_masked(binary):
+    torch.manual_seed(0)
+    conv = SuperBinaryConv(8, 8, (3, 5), min_groups=1)  # stored dense: (8, 8, 5, 5)
+    with torch.no_grad():
+        conv.crop_matrices['3'].add_(0.1 * torch.randn(9, 9))
+        conv.bi_matrix.add_(0.1 * torch.randn(25, 25))
+    x = torch.randn(2, 8, 9, 9)
+    for kernel in (3, 5):
+        matrix = conv.transform_matrix(kernel, binary)
+        dense = active_kernel(conv.weight, 8, 8, 1, kernel, matrix)
+        grouped = active_kernel(conv.weight, 8, 8, 2, kernel, matrix)
+        assert grouped.shape == (8, 4, kernel, kernel)
+        # Latent weights: group 1 (outputs 4..7) reads inputs 4..7 of the dense kernel, not 0..3.
+        torch.testing.assert_close(grouped[:4], dense[:4, :4])
+        torch.testing.assert_close(grouped[4:], dense[4:, 4:])
+        # As convolutions: the g=2 conv = the dense conv with the off-diagonal blocks masked.
+        masked = dense * _block_diagonal_mask(8, 2, dense.shape)
+        pad = kernel // 2
+        torch.testing.assert_close(F.conv2d(x, grouped, padding=pad, groups=2), F.conv2d(x, masked, padding=pad),
+                                   rtol=1e-5, atol=1e-5)
+        # The supernet conv runs exactly that kernel (after WN/sign, per output channel of its group).
+        post = binarize_weight if binary else standardize_weight
+        with torch.no_grad():
+            out = conv(x, 8, 8, kernel, 1, 2, binary)
+            expected = F.conv2d(approx_sign(x), post(grouped), padding=pad, groups=2)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_group_slices_with_more_than_one_group_minimum():
+    # Stored for min_groups=2: (16, 8, k, k). An input of 8 channels fits: any group count is the dense
+    # 8 x 8 kernel masked (g=2 and g=4 read their own channels). An input of 16 channels wraps around the 8
+    # stored ones: g=4 reads [0, 4, 0, 4] = the g=2 kernel (each group of 8 reads stored 0..7) masked.
+    assert group_slices(8, 2, 8) == [0, 4]
+    assert group_slices(8, 4, 8) == [0, 2, 4, 6]
+    assert group_slices(16, 2, 8) == [0, 0]
+    assert group_slices(16, 4, 8) == [0, 4, 0, 4]
+    torch.manual_seed(1)
+    conv = SuperBinaryConv(16, 16, (3,), min_groups=2)
+    dense8 = conv.weight[:8, :8]
+    for g in (2, 4):
+        w = active_kernel(conv.weight, 8, 8, g, 3)
+        masked = dense8 * _block_diagonal_mask(8, g, dense8.shape)
+        x = torch.randn(1, 8, 6, 6)
+        torch.testing.assert_close(F.conv2d(x, w, padding=1, groups=g), F.conv2d(x, masked, padding=1),
+                                   rtol=1e-5, atol=1e-5)
+    g2, g4 = active_kernel(conv.weight, 16, 16, 2, 3), active_kernel(conv.weight, 16, 16, 4, 3)
+    torch.testing.assert_close(g4, torch.cat([g2[:4, :4], g2[4:8, 4:], g2[8:12, :4], g2[12:, 4:]]))
 
 
 def test_modes_and_transforms():

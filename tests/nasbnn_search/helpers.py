@@ -12,8 +12,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MMPT = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 SEARCH_TOOL = osp.join(REPO, 'tools/nas/search.py')
 CONFIG = osp.join(REPO, 'configs/nasbnn/nasbnn-search_cifar10-mini.py')
-# A tiny search: 6 initial subnets, then 3 mutations + 3 crossovers; 2 generations.
-TINY = ['search.population=6', 'search.num_mutation=3', 'search.num_crossover=3', 'search.generations=2',
+# A tiny search: 6 initial subnets (generation 0), then one generation of 3 mutations + 3 crossovers.
+TINY = ['search.population=6', 'search.num_mutation=3', 'search.num_crossover=3', 'search.generations=1',
         'search.seed=3']
 
 

@@ -24,6 +24,7 @@ def test_search_configs_are_valid(name):
             (512, 20, 128, 128, 0.2, 50)
         assert s.ops_window == (20.0, 180.0) and 20 < lo < 180 < hi  # smallest 20.77M, biggest 331.81M
         assert ops_m(Subnet.smallest(space), space) in s.window  # 20.77M: included in the population
+        assert (s.parents, s.parent_bucket, s.calib_images, s.calib_batch_size) == ('bucket', 2, 2560, 256)
 
 
 def test_select_from_front():

@@ -4,8 +4,8 @@ import random
 import pytest
 
 from mmdynbnn.nas import CIFAR_SPACE, IMAGENET_SPACE, Subnet, build_space, sample_subnet, subnet_ops
-from mmdynbnn.nas.evolution import (OpsWindow, crossover, initial_population, mutate, ops_m, propose,
-                                    subnet_key)
+from mmdynbnn.nas.evolution import (OpsWindow, bucket_best, crossover, default_parent_bucket, initial_population,
+                                    mutate, ops_m, propose, select_parents, subnet_key)
 
 # ND binds across stage boundaries here: a wide stem forces every later width up, and channel choices of
 # consecutive stages overlap, so mixing two parents or resampling one width easily breaks ND.
@@ -61,6 +61,57 @@ def test_mutation_prob_zero_keeps_parent_and_rate_follows_prob():
                     flips += bp.kernel != bc.kernel
                     total += 1
         assert abs(flips / total - prob / 2) < 0.03, (prob, flips / total)
+
+
+def test_mutation_resamples_width_kernel_and_groups_of_a_block_together():
+    # ImageNet stages 1-4: kernel (3, 5) and groups (two choices that divide every input) are never
+    # repaired, so a change shows a resample. Resampled together, a block whose kernel changed (resampled,
+    # p = 1/2 of a change) had its groups resampled too: they changed with probability 1/2. Resampled
+    # independently, that would be prob / 2 = 0.1.
+    space = build_space(IMAGENET_SPACE)
+    rng = random.Random(3)
+    kernel_changed = both_changed = 0
+    for _ in range(1500):
+        parent = sample_subnet(space, rng)
+        child = mutate(parent, space, rng, 0.2)
+        for sp, sc in zip(parent.stages[1:], child.stages[1:]):
+            for bp, bc in zip(sp.blocks, sc.blocks):
+                if bp.kernel != bc.kernel:
+                    kernel_changed += 1
+                    both_changed += bp.groups != bc.groups
+    assert kernel_changed > 300
+    assert 0.4 < both_changed / kernel_changed < 0.6, both_changed / kernel_changed
+
+
+def test_bucket_best_keeps_the_most_accurate_per_bucket():
+    pts = [(0.9, 50.0),   # bucket 0 (round(0.9 / 2) = 0)
+           (1.1, 55.0),   # bucket 1 (1.1 / 2 = 0.55 rounds to 1), best there
+           (2.9, 54.0),   # bucket 1, less accurate
+           (3.0, 60.0),   # bucket 2 (3.0 / 2 = 1.5: half-way goes up)
+           (4.0, 40.0),   # bucket 2, dominated
+           (9.0, 10.0),   # bucket 5 (4.5 goes up): alone there, so a parent although dominated
+           (3.1, 60.0)]   # bucket 2, ties with 3: the earlier one stays
+    assert bucket_best(pts, 2.0) == [0, 1, 3, 5]
+    assert bucket_best(pts, 100.0) == [3]
+    # Unlike the Pareto front (which drops (9.0, 10.0) and would keep only 0, 1, 3), every OPs range in the
+    # window keeps a parent.
+    assert select_parents(pts, 'front') == [0, 1, 3]
+    assert select_parents(pts, 'bucket', 2.0) == [0, 1, 3, 5]
+    # One bucket only: the next most accurate candidates complete the pair crossover needs.
+    assert select_parents(pts, 'bucket', 100.0) == [3, 6]
+    with pytest.raises(ValueError, match=r"search.parents='best'.*allowed: \['bucket', 'front'\]"):
+        select_parents(pts, 'best', 2.0)
+    with pytest.raises(ValueError, match='width=0'):
+        bucket_best(pts, 0)
+
+
+def test_default_parent_bucket_is_the_reference_width_in_the_imagenet_window():
+    imagenet, cifar = build_space(IMAGENET_SPACE), build_space(CIFAR_SPACE)
+    # 1/80 of [20.77, 180]: the reference's 2M buckets over its [20, 180] window
+    assert default_parent_bucket(imagenet, OpsWindow.build((20, 180))) == pytest.approx((180 - 20.774) / 80, abs=1e-3)
+    lo, hi = ops_m(Subnet.smallest(cifar), cifar), ops_m(Subnet.biggest(cifar), cifar)
+    width = default_parent_bucket(cifar, OpsWindow.build(None))
+    assert width == pytest.approx((hi - lo) / 80) and 0.008 < width < 0.009
 
 
 @pytest.mark.parametrize('name', sorted(SPACES))
@@ -136,6 +187,26 @@ def test_initial_population_biggest_smallest_and_window():
     pop = initial_population(space, 12, OpsWindow.build((None, big - 0.01)), rng)
     assert Subnet.biggest(space) not in pop and pop[0] == Subnet.smallest(space)
     assert all(ops_m(p, space) <= big - 0.01 for p in pop)
+
+
+def test_initial_population_is_the_sequential_sampler_rejected_into_the_window():
+    space = build_space(IMAGENET_SPACE)
+    window = OpsWindow.build((20, 180))  # the reference window: biggest (332M) falls outside
+    pop = initial_population(space, 200, window, random.Random(11))
+    assert pop[0] == Subnet.smallest(space) and Subnet.biggest(space) not in pop
+    # Rejection: exactly the in-window, not yet seen draws of the sequential sampler, in draw order.
+    rng, expected, seen = random.Random(11), [Subnet.smallest(space)], {Subnet.smallest(space)}
+    while len(expected) < 200:
+        net = sample_subnet(space, rng, 'sequential')
+        if net not in seen and 20 <= ops_m(net, space) <= 180:
+            seen.add(net)
+            expected.append(net)
+    assert pop == expected
+    assert pop == initial_population(space, 200, window, random.Random(11))  # seeded: reproducible
+    ops = sorted(ops_m(p, space) for p in pop[1:])
+    assert 20 <= ops[0] and ops[-1] <= 180
+    # The sequential sampler puts the population's median above the uniform-ND one's (~85M in the space).
+    assert 110 < ops[len(ops) // 2] < 135, ops[len(ops) // 2]
 
 
 @pytest.mark.parametrize('window', [(0.0, 0.05), (5.0, None), (100, 200)])

@@ -86,26 +86,44 @@ def test_named_conv_ops_match_conv2d_values_and_gradients(stride, padding, dilat
         torch.testing.assert_close(op(x, w, (stride,) * 2, (padding,) * 2, (dilation,) * 2, groups), ref)
 
 
+def test_lsq_init_scale_is_three_sigma_over_half_the_range():
+    # Channel 0: mean 1, unbiased std 2 -> max(|1 - 6|, |1 + 6|) = 7; channel 1: mean -2, std 1 -> 5;
+    # channel 2: mean 0, std 0.5 -> 1.5 (values placed so that mean and std are exact).
+    base = torch.tensor([1.0, -1.0] * 4 + [0.0], dtype=torch.float64)  # mean 0, unbiased std 1
+    w = torch.stack([1 + 2 * base, -2 + base, 0.5 * base]).view(3, 1, 3, 3)
+    assert torch.allclose(base.std(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(BF.lsq_init_scale(w, 8), torch.tensor([7.0, 5.0, 1.5], dtype=torch.float64) / 128)
+    torch.testing.assert_close(BF.lsq_init_scale(w, 4), torch.tensor([7.0, 5.0, 1.5], dtype=torch.float64) / 8)
+    # Kaiming-uniform stem weights (nn.Conv2d's default, fan-in 27): mean +- 3 sigma reaches ~74 of the 127
+    # positive 8-bit levels (the LSQ-paper init 2 mean|w| / sqrt(127) reached ~11).
+    conv = torch.nn.Conv2d(3, 64, 3)
+    levels = conv.weight.detach().abs().flatten(1).max(1).values / BF.lsq_init_scale(conv.weight, 8)
+    assert 55 < levels.mean() < 80, levels.mean()
+
+
 def test_lsq_quantize_grid_and_gradients():
     bits = 8
     w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.5
-    # An outlier dominates its channel's initial step 2*mean|w|/sqrt(127), so w/s tends to
-    # 27*sqrt(127)/2 ~ 152 > 127: it is clipped whatever the other weights are.
+    # An outlier A dominates its channel's statistics (mean ~A/27, std ~A/sqrt(27)): the initial step
+    # ~0.61 A / 128 puts it at ~208 > 127, so it is clipped whatever the other weights are.
     w[0, 0, 0, 0] = 1000.0
     s = BF.lsq_init_scale(w, bits)
-    torch.testing.assert_close(s, 2 * w.abs().flatten(1).mean(1) / 127 ** 0.5)
+    flat = w.flatten(1)
+    mu, sigma = flat.mean(1), flat.std(1)
+    torch.testing.assert_close(s, torch.maximum((mu - 3 * sigma).abs(), (mu + 3 * sigma).abs()) / 128)
     w.requires_grad_()
     s = s.clone().requires_grad_()
     q = BF.lsq_quantize(w, s, bits)
     levels = q.detach() / s.detach().view(-1, 1, 1, 1)
     torch.testing.assert_close(levels, levels.round())
-    assert levels.min() >= -128 and levels.max() <= 127 and levels[0, 0, 0, 0] == 127
+    assert levels.min() >= -128 and levels.max() <= 127 and levels[0, 0, 0, 0].round() == 127
     g = torch.randn_like(q)
     q.backward(g)
     v = (w.detach() / s.detach().view(-1, 1, 1, 1))
     inside = (v >= -128) & (v <= 127)
     torch.testing.assert_close(w.grad, g * inside)  # straight-through inside, zero where clipped
-    # LSQ step gradient: (round(v) - v) inside, the clip level outside, times 1/sqrt(fan_in * q_max)
+    # LSQ step gradient: (round(v) - v) inside, the clip level outside, times 1/sqrt(numel * q_max) with the
+    # numel of the whole quantised tensor (4 x 27 = 108 weights), not the fan-in (27)
     dq_ds = torch.where(inside, v.round() - v, v.clamp(-128, 127))
-    expected = (g * dq_ds).flatten(1).sum(1) / (27 * 127) ** 0.5
+    expected = (g * dq_ds).flatten(1).sum(1) / (108 * 127) ** 0.5
     torch.testing.assert_close(s.grad, expected)

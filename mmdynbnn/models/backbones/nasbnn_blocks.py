@@ -6,7 +6,7 @@ one. Parameter names mirror the foundation modules the static backbone uses (``R
 subnet is slicing plus the kernel preparation of :func:`active_kernel`.
 """
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +17,41 @@ from ...ops.functional import (approx_sign, binarize_weight, binary_conv2d, int_
 from ...ops.kernel_transform import kernel_transform
 
 
-def active_kernel(weight: Tensor, out_channels: int, in_per_group: int, kernel: int,
-                  matrix: Optional[Tensor] = None) -> Tensor:
-    """The latent k x k weight of a subnet's conv, before WN / sign.
+def group_slices(in_channels: int, groups: int, stored_in: int) -> List[int]:
+    """Start of the input-channel slice of the shared weight that each of ``groups`` groups reads.
 
-    Take the leading ``out_channels`` x ``in_per_group`` slice; a smaller kernel is the centre crop times
-    its own transform (``matrix``, both modes, as in Once-for-All); the largest kernel gets the
-    Bi-Transformation ``matrix`` in binary mode only. The caller passes the matrix that applies (or None).
+    The weight stores ``stored_in`` input channels (the widest input over the fewest groups). Group ``i``
+    reads ``[start_i, start_i + in_channels / groups)`` with ``start_i = (i % r) * in_channels / groups``,
+    ``r = min(in_channels, stored_in) // (in_channels / groups)``: when the input fits the stored kernel
+    (always when the fewest groups is 1), group ``i`` reads exactly its own input channels, so the grouped
+    kernel is the dense ``in_channels x in_channels`` kernel with the off-diagonal blocks masked and every
+    group count shares the weights of one dense kernel (as in the NAS-BNN reference); a wider input wraps
+    around the stored width.
+    """
+    per_group = in_channels // groups
+    ratio = min(in_channels, stored_in) // per_group
+    return [(i % ratio) * per_group for i in range(groups)]
+
+
+def active_kernel(weight: Tensor, out_channels: int, in_channels: int, groups: int, kernel: int,
+                  matrix: Optional[Tensor] = None) -> Tensor:
+    """The latent k x k weight of a subnet's conv, before WN / sign: ``(out_channels, in_channels /
+    groups, k, k)``.
+
+    Output channels are the leading ``out_channels``; the output channels of group ``i`` read the input
+    slice of :func:`group_slices` (one slice, the leading one, without groups); a smaller kernel is the
+    centre crop times its own transform (``matrix``, both modes, as in Once-for-All); the largest kernel
+    gets the Bi-Transformation ``matrix`` in binary mode only. The caller passes the matrix that applies
+    (or None).
     """
     full = weight.shape[-1]
-    w = weight[:out_channels, :in_per_group]
+    per_group = in_channels // groups
+    starts = group_slices(in_channels, groups, weight.shape[1])
+    if all(s == 0 for s in starts):
+        w = weight[:out_channels, :per_group]
+    else:
+        rows = out_channels // groups
+        w = torch.cat([weight[i * rows:(i + 1) * rows, s:s + per_group] for i, s in enumerate(starts)])
     if kernel < full:
         off = (full - kernel) // 2
         w = w[..., off:off + kernel, off:off + kernel]
@@ -130,20 +155,19 @@ class SuperBinaryConv(nn.Module):
     def export_weight(self, out_channels: int, in_channels: int, kernel: int, groups: int) -> Tensor:
         """The static (binary-mode) latent weight: transforms baked in."""
         with torch.no_grad():
-            return active_kernel(self.weight, out_channels, in_channels // groups, kernel,
+            return active_kernel(self.weight, out_channels, in_channels, groups, kernel,
                                  self.transform_matrix(kernel, True)).clone()
 
     def forward(self, x: Tensor, in_channels: int, out_channels: int, kernel: int, stride: int, groups: int,
                 binary: bool) -> Tensor:
         x = self.rsign(x)
-        in_per_group = in_channels // groups
         matrix = self.transform_matrix(kernel, binary)
         # Values are bound now: WeightPreprocess re-runs the function in backward, after the supernet
         # may have switched subnet/mode for the next pass.
         post = binarize_weight if binary else standardize_weight
 
         def prepare(weight: Tensor, *m: Tensor) -> Tensor:
-            return post(active_kernel(weight, out_channels, in_per_group, kernel, *m))
+            return post(active_kernel(weight, out_channels, in_channels, groups, kernel, *m))
 
         tensors = (self.weight,) if matrix is None else (self.weight, matrix)
         weight = preprocess_weight(prepare, *tensors)
@@ -167,7 +191,8 @@ class SuperQuantConv(nn.Module):
     def forward(self, x: Tensor, out_channels: int) -> Tensor:
         if not bool(self.scale_initialized):
             with torch.no_grad():
-                self.weight_scale.copy_(lsq_init_scale(self.weight, self.bits))
+                bits = self.bits  # one opaque op: a jit trace must not see the statistics as float ops
+                self.weight_scale.copy_(preprocess_weight(lambda w: lsq_init_scale(w, bits), self.weight))
                 self.scale_initialized.fill_(1)
         bits, c = self.bits, out_channels
         weight = preprocess_weight(lambda w, s: lsq_quantize(w[:c], s[:c], bits), self.weight,

@@ -7,6 +7,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ...nas import SearchSpace, Subnet, build_space, build_subnet, sample_subnet
+from ...nas.sampling import check_sampling_method
 from ...nas.space import SpaceLike
 from ...nas.subnet import BlockChoice, SubnetLike
 from .nasbnn_blocks import (SlicedBatchNorm2d, SlicedRPReLU, StageFreezeMixin, SuperBinaryConv, SuperQuantConv,
@@ -74,6 +75,9 @@ class NASBNNSuperNet(StageFreezeMixin, BaseModule):
             ImageNet space: ``(1, 2, 3, 4)`` gives strides 4/8/16/32.
         frozen_stages: ``-1`` none, ``0`` the stem, ``i`` the stem and stages ``0..i-1``.
         norm_eval: keep every BN in eval mode during training.
+        sampler: how :meth:`sample_subnet` (the random students of Bi-Teacher) draws widths:
+            ``'sequential'`` (the reference's: each width uniform among the choices >= the previous one)
+            or ``'uniform_nd'`` (uniform over the ND-valid width sequences; favours narrower subnets).
 
     Example:
         >>> import torch
@@ -90,9 +94,11 @@ class NASBNNSuperNet(StageFreezeMixin, BaseModule):
 
     def __init__(self, space: Optional[SpaceLike] = None, subnet: Optional[SubnetLike] = 'biggest',
                  mode: str = 'binary', out_indices: Sequence[int] = (-1,), frozen_stages: int = -1,
-                 norm_eval: bool = False, init_cfg: Optional[Union[dict, list]] = None) -> None:
+                 norm_eval: bool = False, sampler: str = 'sequential',
+                 init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(init_cfg)
         self.space = build_space(space)
+        self.sampler = check_sampling_method(sampler, 'NASBNNSuperNet: sampler')
         n = len(self.space.stages)
         self.out_indices = check_out_indices(out_indices, n)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= n:
@@ -139,8 +145,9 @@ class NASBNNSuperNet(StageFreezeMixin, BaseModule):
         return Subnet.smallest(self.space)
 
     def sample_subnet(self, rng: Optional[random.Random] = None) -> Subnet:
-        """A uniform random ND-valid subnet (not activated). Pass a seeded ``rng`` for reproducibility."""
-        return sample_subnet(self.space, rng)
+        """A random ND-valid subnet drawn by ``self.sampler`` (not activated). Pass a seeded ``rng`` for
+        reproducibility."""
+        return sample_subnet(self.space, rng, self.sampler)
 
     def out_channels(self, subnet: Optional[SubnetLike] = None) -> Tuple[int, ...]:
         net = self._subnet if subnet is None else build_subnet(subnet, self.space)
