@@ -36,11 +36,14 @@ model = dict(
                        frozen_stages=-1, norm_eval=False, init_cfg=None),
         # float 1x1 composite connections (the paper's); type='BinaryConv2d' makes them binary, which cuts
         # their cost 64x (route 2: 13.29 -> 12.78 GOPs at 320x256) at an accuracy cost not measured here
-        connection_cfg=dict(type='Conv2d')),
+        connection_cfg=dict(type='Conv2d'),
+        # B1's levels (stem included) enter B2 after its stem and each stage's strided first block
+        fusion='downsample'),
     # route 1's FPN on B1 (smallest: 192 / 384 / 768), route 2's on B2 (256 / 512 / 1024)
     neck=dict(_delete_=True, in_channels=[192, 384, 768], **fpn),
     neck2=dict(in_channels=[256, 512, 1024], **fpn),
     router=dict(type='AdaptiveRouter', reduction=4),
+    router_input='all_levels',  # every B1 level: stem, strides 2, 4, ..., 32
     router_loss=dict(type='DynamicRouterLoss', median_capacity=8192),
     share_heads=False,
     training_step=1,
