@@ -211,9 +211,9 @@ class DynamicDetector(BaseDetector):
             layout = (prefix + 'backbone.connections.', prefix + 'router.')
             hint = ''
             if any(k.startswith(layout) for k in missing + unexpected + shapes):
-                hint = (" (a checkpoint made before the stem level and the down-sampling fusion points: "
-                        "build the model with model.backbone.fusion='first_block' and "
-                        "model.router_input='out_indices')")
+                hint = ("; the composite connections or the router differ: a checkpoint of the earlier layout "
+                        "(no stem level, fusion after each stage's first block) loads into a model built with "
+                        "model.backbone.fusion='first_block' and model.router_input='out_indices'")
             raise RuntimeError(
                 'DynamicDetector: the checkpoint does not match the model (refusing a partial load). '
                 f'missing {len(missing)}: [{head(missing)}]; unexpected {len(unexpected)}: '
