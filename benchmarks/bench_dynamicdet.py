@@ -64,7 +64,7 @@ def main() -> None:
     samples = [DetDataSample(metainfo=dict(meta, img_id=i)) for i in range(n)]
 
     with torch.inference_mode():
-        scores = model.easy_scores(model.backbone.select_outs(model.backbone.forward_b1(inputs))).tolist()
+        scores = model.easy_scores(model.backbone.forward_b1(inputs)).tolist()
     settings = {'route 1': dict(route=1), 'route 2': dict(route=2)}
     for k in args.ratios:
         settings[f'{round(100 * k)}% hard'] = dict(route=None, threshold=threshold_for_hard_ratio(scores, k))

@@ -1,7 +1,7 @@
 # Dynamic BINARY detector, step 1: Dy-RetinaNet whose cascaded backbones are two static NAS-BNN subnets of
 # the ImageNet space (docs/nasbnn.md): B1 = the smallest subnet, B2 = a mid-size subnet (middle widths). B2
-# gets B1's stage outputs through float composite connections (1x1 conv + bias); the router, FPNs and
-# RetinaHeads stay full precision. Strides 8/16/32 (stages 2, 3, 4) feed each route's FPN. mmdet's
+# gets B1's levels (stem and stage outputs) through float composite connections (1x1 conv + bias); the
+# router, FPNs and RetinaHeads stay full precision. Strides 8/16/32 (stages 2, 3, 4) feed each route's FPN. mmdet's
 # RetinaNet 1x recipe on COCO (data/coco) with the project's binary optimiser (Adam 1e-4, as
 # configs/binary_resnet/). Backbones from scratch by default; to start from ImageNet-trained subnets export
 # them (tools/nas/export_subnet.py) and set each backbone's
@@ -35,12 +35,15 @@ model = dict(
         backbone2=dict(type='NASBNN', space=None, subnet=nasbnn_medium, out_indices=(2, 3, 4),
                        frozen_stages=-1, norm_eval=False, init_cfg=None),
         # float 1x1 composite connections (the paper's); type='BinaryConv2d' makes them binary, which cuts
-        # their cost 64x (route 2: 13.29 -> 12.78 GOPs at 320x256) at an accuracy cost not measured here
-        connection_cfg=dict(type='Conv2d')),
+        # their cost 64x (route 2: 13.31 -> 12.78 GOPs at 320x256) at an accuracy cost not measured here
+        connection_cfg=dict(type='Conv2d'),
+        # B1's levels (stem included) enter B2 after its stem and each stage's strided first block
+        fusion='downsample'),
     # route 1's FPN on B1 (smallest: 192 / 384 / 768), route 2's on B2 (256 / 512 / 1024)
     neck=dict(_delete_=True, in_channels=[192, 384, 768], **fpn),
     neck2=dict(in_channels=[256, 512, 1024], **fpn),
     router=dict(type='AdaptiveRouter', reduction=4),
+    router_input='all_levels',  # every B1 level: stem, strides 2, 4, ..., 32
     router_loss=dict(type='DynamicRouterLoss', median_capacity=8192),
     share_heads=False,
     training_step=1,

@@ -9,8 +9,13 @@ custom_imports = dict(imports=['mmdynbnn', 'mmdynbnn.det'], allow_failed_imports
 model = dict(
     type='DynamicDetector',
     # B1 and B2: mmdet's RetinaNet-R18 backbone each (ImageNet-pretrained), cascaded.
-    backbone=dict(_delete_=True, type='CascadedDualBackbone', backbone={{_base_.model.backbone}}),
+    # fusion='downsample': B1's levels (stem included) enter B2 right after each stage's down-sampling
+    # layer and after its stem ('first_block': the earlier layout, after each stage's first block)
+    backbone=dict(_delete_=True, type='CascadedDualBackbone', backbone={{_base_.model.backbone}},
+                  fusion='downsample'),
     router=dict(type='AdaptiveRouter', reduction=4),
+    # the router pools every B1 level, the stride-2 stem level included ('out_indices': only the neck's)
+    router_input='all_levels',
     router_loss=dict(type='DynamicRouterLoss', median_capacity=8192),
     share_heads=False,
     training_step=1,

@@ -7,8 +7,10 @@ custom_imports = dict(imports=['mmdynbnn', 'mmdynbnn.det'], allow_failed_imports
 
 model = dict(
     type='DynamicDetector',
-    backbone=dict(_delete_=True, type='CascadedDualBackbone', backbone={{_base_.model.backbone}}),
+    backbone=dict(_delete_=True, type='CascadedDualBackbone', backbone={{_base_.model.backbone}},
+                  fusion='downsample'),
     router=dict(type='AdaptiveRouter', reduction=4),
+    router_input='all_levels',
     router_loss=dict(type='DynamicRouterLoss', median_capacity=8192),
     share_heads=False,
     training_step=1,

@@ -20,8 +20,11 @@ train_dataloader = dict(
                  filter_cfg=dict(filter_empty_gt=False, min_size=32), pipeline=train_pipeline,
                  backend_args={{_base_.backend_args}}))
 
+# One AdamW step per 64 images (8 GPUs x 8 images; elsewhere set
+# accumulative_counts = 64 / (GPUs x images per GPU)) and no weight decay on biases.
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=5e-3))
+                     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=5e-3),
+                     paramwise_cfg=dict(bias_decay_mult=0.0), accumulative_counts=1)
 param_scheduler = []
 train_cfg = dict(max_epochs=2, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=1))

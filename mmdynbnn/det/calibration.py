@@ -1,5 +1,6 @@
 """Helpers to calibrate DynamicDet's threshold: router scores, per-route latency / FLOPs, tau for a ratio."""
 import copy
+import math
 import statistics
 import time
 from functools import partial
@@ -7,19 +8,24 @@ from typing import Iterable, List, Sequence
 
 import torch
 
+from mmdynbnn.models.routers import hard_mask
+
 from .dynamic_detector import DynamicDetector
 
 
 def threshold_for_hard_ratio(scores: Sequence[float], ratio: float) -> float:
-    """The tau that sends a ``ratio`` share of these images to route 2 (hard iff score < tau).
+    """The tau that sends a ``ratio`` share of these images to route 2 (by :func:`is_hard`).
 
-    0 -> 0.0 (all easy), 1 -> 1.0 (all hard); otherwise the midpoint between the ``m``-th and ``m+1``-th
-    smallest score, ``m = round(ratio * n)`` (ties can make the realised share smaller).
+    0 -> 0.0 (all easy), 1 -> 1.0 (all hard); otherwise the midpoint (in float64) between the ``m``-th and
+    ``m+1``-th smallest score, ``m = round(ratio * n)``. Under the routing rule (exact comparison) exactly
+    ``m`` images are hard unless those two scores are equal (ties make the realised share smaller), even
+    for two neighbouring float32 scores.
 
     Example:
         >>> threshold_for_hard_ratio([0.1, 0.4, 0.6, 0.9], 0.5)
         0.5
     """
+    ratio = float(ratio)
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f'hard ratio must be in [0, 1], got {ratio}')
     ordered = sorted(float(s) for s in scores)
@@ -33,14 +39,15 @@ def threshold_for_hard_ratio(scores: Sequence[float], ratio: float) -> float:
 
 
 def is_hard(score: float, tau: float) -> bool:
-    """Whether an image with this router score takes route 2 at ``tau`` (``DynamicDetector.route_mask``'s
-    rule: tau = 0 sends every image to route 1, tau = 1 every image to route 2, else ``score < tau``)."""
-    return tau >= 1.0 or (tau > 0.0 and float(score) < tau)
+    """Whether an image with this router score takes route 2 at ``tau``: the model's own rule
+    (:func:`mmdynbnn.models.routers.hard_mask`, also behind ``DynamicDetector.route_mask``)."""
+    return bool(hard_mask([score], tau)[0])
 
 
 def hard_ratio_at(scores: Sequence[float], tau: float) -> float:
-    """Share of images routed to route 2 at ``tau``."""
-    return sum(is_hard(s, tau) for s in scores) / max(1, len(scores))
+    """Share of images routed to route 2 at ``tau`` (0.0 for no scores)."""
+    mask = hard_mask(scores, tau)
+    return float(mask.double().mean()) if mask.numel() else 0.0
 
 
 @torch.no_grad()
@@ -49,8 +56,7 @@ def router_scores(model: DynamicDetector, data_batches: Iterable[dict]) -> List[
     scores: List[float] = []
     for batch in data_batches:
         data = model.data_preprocessor(batch, False)
-        feats1 = model.backbone.select_outs(model.backbone.forward_b1(data['inputs']))
-        scores += model.easy_scores(feats1).tolist()
+        scores += model.easy_scores(model.backbone.forward_b1(data['inputs'])).tolist()
     return scores
 
 
@@ -102,7 +108,18 @@ def mix(value1: float, value2: float, hard_ratio: float) -> float:
 
 
 def ratio_for_latency(target: float, lat1: float, lat2: float) -> float:
-    """Hard ratio ``k = (target - lat1) / (lat2 - lat1)`` clipped to [0, 1]."""
+    """Hard ratio ``k = (target - lat1) / (lat2 - lat1)`` clipped to [0, 1] (route 1 takes ``lat1``, route 2
+    ``lat2``; any cost that mixes linearly works, e.g. FLOPs). When route 2 is not dearer (``lat2 <= lat1``)
+    the answer is 0 for a target up to ``lat1``, else 1.
+
+    Example:
+        >>> ratio_for_latency(30.0, 20.0, 40.0)
+        0.5
+    """
+    values = dict(target=target, lat1=lat1, lat2=lat2)
+    for name, value in values.items():
+        if not math.isfinite(float(value)):
+            raise ValueError(f'ratio_for_latency: {name} must be a finite number, got {value!r}')
     if lat2 <= lat1:
         return 0.0 if target <= lat1 else 1.0
     return min(1.0, max(0.0, (target - lat1) / (lat2 - lat1)))

@@ -12,10 +12,13 @@ from mmengine.config import ConfigDict
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor
 
+from mmdynbnn.models.routers import hard_mask
+
 from .cascaded_backbone import CascadedDualBackbone
 from .dynamic_head import DynamicDetHead
 
 ROUTE_CHOICES = (None, 1, 2)
+ROUTER_INPUTS = ('all_levels', 'out_indices')
 
 
 def check_threshold(threshold: float, field: str = 'model.test_cfg.dynamic.threshold') -> float:
@@ -69,8 +72,11 @@ class DynamicDetector(BaseDetector):
         neck, bbox_head, rpn_head, roi_head: As in mmdet's detectors (dense head, or RPN + RoI head).
         neck2: Route 2's neck if B2's out widths differ from B1's (e.g. two different NAS-BNN subnets);
             needs ``share_heads=False``. None: route 2 gets a copy of ``neck``.
-        router: Router config (``AdaptiveRouter``); ``in_channels`` defaults to B1's out widths. May be
-            None only for step 1 / forced routes.
+        router: Router config (``AdaptiveRouter``); ``in_channels`` defaults to the widths of the B1
+            features it reads (see ``router_input``). May be None only for step 1 / forced routes.
+        router_input: Which B1 features the router pools: ``'all_levels'`` (every B1 level, the stem's
+            included, as the method specifies) or ``'out_indices'`` (only those the route-1 neck gets;
+            the layout of checkpoints made before this option existed).
         router_loss: Router-loss config (``DynamicRouterLoss``, holds the running median).
         share_heads: True: one neck + head for both routes; False: separate copies.
         training_step: 1 (joint detectors) or 2 (router only).
@@ -107,6 +113,7 @@ class DynamicDetector(BaseDetector):
                  roi_head: Optional[dict] = None,
                  router: Optional[dict] = dict(type='AdaptiveRouter', reduction=4),
                  router_loss: dict = dict(type='DynamicRouterLoss', median_capacity=8192),
+                 router_input: str = 'all_levels',
                  share_heads: bool = False,
                  training_step: int = 1,
                  train_cfg: Optional[dict] = None,
@@ -119,7 +126,11 @@ class DynamicDetector(BaseDetector):
         if training_step == 2 and router is None:
             raise ValueError('model.training_step=2 trains the router but model.router is None; set e.g. '
                              "model.router=dict(type='AdaptiveRouter', reduction=4)")
+        if router_input not in ROUTER_INPUTS:
+            raise ValueError(f"model.router_input must be 'all_levels' (every B1 level, stem included) or "
+                             f"'out_indices' (B1's out-index features), got {router_input!r}")
         self.training_step = training_step
+        self.router_input = router_input
         self.backbone = MODELS.build(backbone)
         if not isinstance(self.backbone, CascadedDualBackbone):
             raise TypeError(f'model.backbone must be a CascadedDualBackbone, got {type(self.backbone).__name__}')
@@ -139,7 +150,12 @@ class DynamicDetector(BaseDetector):
                                            test_cfg=test_cfg, neck2=neck2)
         if router is not None:
             router = copy.deepcopy(router)
-            router.setdefault('in_channels', self.backbone.out_channels1)
+            widths = self.router_channels
+            given = router.setdefault('in_channels', widths)
+            if [int(c) for c in given] != widths:
+                raise ValueError(f'model.router.in_channels={list(given)} must equal the widths {widths} of the '
+                                 f'B1 features it reads (router_input={router_input!r}); leave it out to '
+                                 f'get them')
             self.router = ROOT_MODELS.build(router)
         else:
             self.router = None
@@ -148,6 +164,13 @@ class DynamicDetector(BaseDetector):
         if self.training_step == 2:
             for name, param in self.named_parameters():
                 param.requires_grad_(name.startswith('router.'))
+
+    @property
+    def router_channels(self) -> List[int]:
+        """Widths of the B1 features the router pools (per ``router_input``)."""
+        if self.router_input == 'all_levels':
+            return list(self.backbone.level_channels1)
+        return list(self.backbone.out_channels1)
 
     def _check_neck_widths(self, neck: Optional[dict], neck2: Optional[dict], share_heads: bool) -> None:
         """A neck whose config lists ``in_channels`` must get exactly its route's backbone out widths."""
@@ -189,10 +212,16 @@ class DynamicDetector(BaseDetector):
         if missing or unexpected or shapes:
             def head(keys):
                 return ', '.join(keys[:8]) + (f' ... (+{len(keys) - 8})' if len(keys) > 8 else '')
+            layout = (prefix + 'backbone.connections.', prefix + 'router.')
+            hint = ''
+            if any(k.startswith(layout) for k in missing + unexpected + shapes):
+                hint = ("; the composite connections or the router differ: a checkpoint of the earlier layout "
+                        "(no stem level, fusion after each stage's first block) loads into a model built with "
+                        "model.backbone.fusion='first_block' and model.router_input='out_indices'")
             raise RuntimeError(
                 'DynamicDetector: the checkpoint does not match the model (refusing a partial load). '
                 f'missing {len(missing)}: [{head(missing)}]; unexpected {len(unexpected)}: '
-                f'[{head(unexpected)}]; shape mismatch {len(shapes)}: [{head(shapes)}]')
+                f'[{head(unexpected)}]; shape mismatch {len(shapes)}: [{head(shapes)}]{hint}')
 
     # -- modes -----------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> 'DynamicDetector':
@@ -227,27 +256,38 @@ class DynamicDetector(BaseDetector):
                 if not k.startswith(('router.', 'router_loss.'))}
 
     # -- routing ---------------------------------------------------------------------------------------
-    def easy_scores(self, feats1: Sequence[Tensor]) -> Tensor:
+    def router_feats(self, b1_levels: Sequence[Tensor]) -> List[Tensor]:
+        """The B1 features the router pools, from :meth:`CascadedDualBackbone.forward_b1`'s output."""
+        if self.router_input == 'all_levels':
+            return list(b1_levels)
+        return list(self.backbone.select_outs(b1_levels))
+
+    def easy_scores(self, b1_levels: Sequence[Tensor]) -> Tensor:
+        """Router scores ``(N,)`` from all B1 levels (``backbone.forward_b1(inputs)``)."""
         if self.router is None:
             raise ValueError('model.router is None: set model.test_cfg.dynamic.route to 1 or 2 or add a router')
-        return self.router(list(feats1))
+        return self.router(self.router_feats(b1_levels))
 
     def route_mask(self, scores: Optional[Tensor], batch_size: int, device) -> Tensor:
-        """Boolean ``(N,)``: True for hard images (route 2)."""
+        """Boolean ``(N,)``: True for hard images (route 2), by :func:`mmdynbnn.models.routers.hard_mask`
+        (the rule every tool uses) unless a route is forced."""
         tau = check_threshold(self.threshold)
-        if self.force_route is not None or tau <= 0.0 or tau >= 1.0:
+        if scores is None and self.force_route is None and 0.0 < tau < 1.0:
+            raise ValueError(f'model.test_cfg.dynamic.threshold={tau} routes by router score, but no scores '
+                             'were given')
+        if self.force_route is not None or scores is None:
             all_hard = self.force_route == 2 if self.force_route is not None else tau >= 1.0
             make = torch.ones if all_hard else torch.zeros
             return make(batch_size, dtype=torch.bool, device=device)
-        return scores < tau
+        return hard_mask(scores, tau)
 
     def _route(self, batch_inputs: Tensor):
-        stage_feats = self.backbone.forward_b1(batch_inputs)
-        feats1 = self.backbone.select_outs(stage_feats)
+        b1_levels = self.backbone.forward_b1(batch_inputs)
+        feats1 = self.backbone.select_outs(b1_levels)
         need_scores = self.force_route is None and 0.0 < self.threshold < 1.0
-        scores = self.easy_scores(feats1) if (need_scores or self.router is not None) else None
+        scores = self.easy_scores(b1_levels) if (need_scores or self.router is not None) else None
         hard = self.route_mask(scores, batch_inputs.shape[0], batch_inputs.device)
-        return stage_feats, feats1, scores, hard
+        return b1_levels, feats1, scores, hard
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
         """Both backbones' out features ``(feats1, feats2)`` (no routing)."""
@@ -263,16 +303,16 @@ class DynamicDetector(BaseDetector):
                     losses[f'd{route + 1}_{key}'] = value
             return losses
         with torch.no_grad():
-            stage_feats = self.backbone.forward_b1(batch_inputs)
-            feats1 = self.backbone.select_outs(stage_feats)
-            feats2 = self.backbone.forward_b2(batch_inputs, stage_feats)
+            b1_levels = self.backbone.forward_b1(batch_inputs)
+            feats1 = self.backbone.select_outs(b1_levels)
+            feats2 = self.backbone.forward_b2(batch_inputs, b1_levels)
             loss1 = self.dynamic_head.per_image_losses(0, feats1, batch_data_samples)
             loss2 = self.dynamic_head.per_image_losses(1, feats2, batch_data_samples)
-        scores = self.router([f.detach() for f in feats1])
+        scores = self.router([f.detach() for f in self.router_feats(b1_levels)])
         loss_router, delta = self.router_loss(scores, loss1, loss2)
         tau = self.threshold if 0.0 < self.threshold < 1.0 else 0.5
         return dict(loss_router=loss_router, delta=delta.detach(),
-                    hard_ratio=(scores.detach() < tau).float().mean(),
+                    hard_ratio=hard_mask(scores, tau).float().mean(),
                     easy_score=scores.detach().mean(), loss_gap=(loss1 - loss2).mean())
 
     # -- inference -------------------------------------------------------------------------------------
@@ -280,7 +320,7 @@ class DynamicDetector(BaseDetector):
         """Route the batch: ``(scores, hard, parts)`` where each part is ``(route, indices, feats,
         sub_samples)`` -- route 0 with the easy images' B1 features, route 1 with B2 run on the hard images
         only -- and a route no image takes is left out. ``sub_samples`` is None without samples."""
-        stage_feats, feats1, scores, hard = self._route(batch_inputs)
+        b1_levels, feats1, scores, hard = self._route(batch_inputs)
         parts = []
         for route, mask in ((0, ~hard), (1, hard)):
             idx = mask.nonzero().flatten()
@@ -289,7 +329,7 @@ class DynamicDetector(BaseDetector):
             if route == 0:
                 feats = tuple(f[idx] for f in feats1)
             else:
-                feats = self.backbone.forward_b2(batch_inputs[idx], [f[idx] for f in stage_feats])
+                feats = self.backbone.forward_b2(batch_inputs[idx], [f[idx] for f in b1_levels])
             indices = idx.tolist()
             parts.append((route, indices, feats, [samples[i] for i in indices] if samples else None))
         return scores, hard, parts

@@ -31,7 +31,7 @@ def test_batched_routing_equals_each_image_alone(model):
     x = torch.rand(6, 3, 64, 64)
     samples = make_samples(6)
     with torch.no_grad():
-        scores = model.easy_scores(model.backbone.select_outs(model.backbone.forward_b1(x)))
+        scores = model.easy_scores(model.backbone.forward_b1(x))
     ordered = scores.sort().values
     gaps = ordered[1:] - ordered[:-1]
     k = int(gaps[1:-1].argmax()) + 1  # a split with both routes used, at the widest gap
@@ -157,7 +157,7 @@ def test_step2_router_gradient_pushes_high_gain_images_to_hard(build):
         f1 = model.backbone.select_outs(stage)
         l1 = model.dynamic_head.per_image_losses(0, f1, samples)
         l2 = model.dynamic_head.per_image_losses(1, model.backbone.forward_b2(x, stage), samples)
-    s = model.router(list(f1))
+    s = model.easy_scores(stage)
     s.retain_grad()
     losses = model.loss(x, samples)
     # rerun to get dL/ds for this batch's scores: same inputs, same router, delta now includes them
@@ -196,3 +196,51 @@ def test_tensor_mode_runs_only_the_taken_routes(model):
     model.set_dynamic(route=2)
     outs1, outs2 = model(x, make_samples(2), mode='tensor')
     assert outs1 == () and outs2[0][0].shape[0] == 2
+
+
+def test_router_pools_every_b1_level_including_the_stem(build):
+    model = build(tiny_retinanet()).eval()
+    assert model.router_input == 'all_levels'
+    assert model.router.in_channels == model.backbone.level_channels1 == [8, 8, 16, 32, 64]  # stem + 4 stages
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        levels = model.backbone.forward_b1(x)
+        assert levels[0].shape[2:] == (32, 32)  # the stride-2 stem level
+        base = model.easy_scores(levels)
+        assert not torch.allclose(base, model.easy_scores([levels[0] + 1.0] + levels[1:]))
+
+
+def test_router_on_out_indices_is_an_option(build):
+    from conftest import TINY_RESNET
+    model = build(tiny_retinanet(
+        router_input='out_indices',
+        backbone=dict(type='CascadedDualBackbone', backbone=dict(TINY_RESNET, out_indices=(1, 2, 3))),
+        neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=16, add_extra_convs='on_input',
+                  num_outs=3))).eval()
+    assert model.router.in_channels == model.backbone.out_channels1 == [16, 32, 64]
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        levels = model.backbone.forward_b1(x)
+        base = model.easy_scores(levels)
+        assert torch.equal(base, model.easy_scores([levels[0] + 1.0, levels[1] + 1.0] + levels[2:]))
+        assert not torch.allclose(base, model.easy_scores(levels[:2] + [levels[2] + 1.0] + levels[3:]))
+
+
+def test_router_input_and_widths_are_checked(build):
+    with pytest.raises(ValueError, match=r"model.router_input must be 'all_levels' .*'out_indices'.*'stem'"):
+        build(tiny_retinanet(router_input='stem'))
+    with pytest.raises(ValueError, match=r'model.router.in_channels=\[8, 16, 32, 64\] must equal the widths '
+                                         r"\[8, 8, 16, 32, 64\] .*router_input='all_levels'"):
+        build(tiny_retinanet(router=dict(type='AdaptiveRouter', in_channels=[8, 16, 32, 64])))
+
+
+def test_earlier_layout_checkpoint_needs_the_earlier_options(build):
+    """A checkpoint of the earlier layout (no stem level, fusion after the first block, router on the out
+    features) is refused by the default model with the options that load it, and loads with them."""
+    legacy = dict(backbone=dict(type='CascadedDualBackbone', backbone=tiny_retinanet()['backbone']['backbone'],
+                                fusion='first_block'), router_input='out_indices')
+    state = build(tiny_retinanet(**legacy)).state_dict()
+    assert 'backbone.connections.3.weight' in state and 'backbone.connections.4.weight' not in state
+    with pytest.raises(RuntimeError, match=r"fusion='first_block' and model.router_input='out_indices'"):
+        load_state_dict(build(tiny_retinanet()), copy.deepcopy(state), strict=False)
+    load_state_dict(build(tiny_retinanet(**legacy)), copy.deepcopy(state), strict=True)

@@ -23,7 +23,11 @@ TINY_SPACE = dict(
             dict(channels=[32, 48], depth=[2, 3], kernel=[3, 5], groups=[4, 8], stride=2)],
     input_size=64, num_classes=10)
 SMALL_W, BIG_W = [8, 16, 24, 32], [16, 24, 32, 48]  # stage widths of the smallest / biggest subnet
+SMALL_STEM, BIG_STEM = 8, 16
 STRIDES = [2, 4, 8, 16]
+# B2's widths at its fusion points: after the stem, at stage 0's entry (stride 1: no down-sampling layer, so
+# still the stem's width), after the strided first block of stages 1-3
+BIG_FUSION = [BIG_STEM, BIG_STEM] + BIG_W[1:]
 
 
 def nasbnn(subnet: str, out_indices=(0, 1, 2, 3)) -> dict:
@@ -42,10 +46,11 @@ def test_nasbnn_family_shapes_and_float_connections():
     m = build_cascade()
     assert isinstance(m.b1, NASBNN) and m.family.name.startswith('NASBNN')
     assert m.stage_channels1 == SMALL_W and m.stage_channels2 == BIG_W
-    for l, conv in enumerate(m.connections):  # B1 level l -> B2 widths 0..l; float 1x1 conv with bias
+    assert m.level_channels1 == [SMALL_STEM] + SMALL_W and m.fusion_channels2 == BIG_FUSION
+    for l, conv in enumerate(m.connections):  # B1 level l -> B2 fusion widths 0..l; float 1x1 conv with bias
         assert type(conv) is torch.nn.Conv2d and not isinstance(conv, BinaryConv2d)
         assert conv.kernel_size == (1, 1) and conv.bias is not None
-        assert conv.in_channels == SMALL_W[l] and conv.out_channels == sum(BIG_W[:l + 1])
+        assert conv.in_channels == ([SMALL_STEM] + SMALL_W)[l] and conv.out_channels == sum(BIG_FUSION[:l + 1])
     x = torch.rand(2, 3, 64, 48)
     with torch.no_grad():
         f1, f2 = m(x)
@@ -106,8 +111,9 @@ def test_nasbnn_injection_after_the_downsampling_block():
     x = torch.rand(1, 3, 64, 64)
     zero_connections_and_check_plain_b2(m, x)
 
+    start = sum(BIG_FUSION[:2])  # fusion point 2: B2 stage 1
     with torch.no_grad():
-        m.connections[1].bias[BIG_W[0]:BIG_W[0] + BIG_W[1]] = 1.0  # B1 level 1 -> B2 stage 1 only
+        m.connections[2].bias[start:start + BIG_W[1]] = 1.0  # B1 level 2 (stage 1) -> B2 stage 1 only
     seen = {'first': [], 'second': []}
     first, second = m.b2.stages[1][0], m.b2.stages[1][1]
     assert first.stride == 2 and second.stride == 1
@@ -122,6 +128,25 @@ def test_nasbnn_injection_after_the_downsampling_block():
     assert torch.equal(seen['first'][0], seen['first'][1])  # plain run, cascaded run
     assert torch.allclose(seen['second'][1], seen['second'][0] + 1.0)
     assert not torch.allclose(f2[-1], plain[-1])
+
+
+@pytest.mark.parametrize('point', [0, 1])
+def test_nasbnn_stem_link_and_stride1_stage_fuse_before_the_first_block(point):
+    """The stem link (point 0) and stage 0, which does not down-sample (point 1), both add B1's features
+    to B2's stem output, i.e. to the input of stage 0's first block."""
+    m = build_cascade()
+    x = torch.rand(1, 3, 64, 64)
+    zero_connections_and_check_plain_b2(m, x)
+    start = sum(BIG_FUSION[:point])
+    with torch.no_grad():
+        m.connections[-1].bias[start:start + BIG_FUSION[point]] = 1.0
+    seen = []
+    hook = m.b2.stages[0][0].register_forward_pre_hook(lambda mod, inp: seen.append(inp[0]))
+    with torch.no_grad():
+        m.b2(x)
+        m(x)
+    hook.remove()
+    assert torch.allclose(seen[1], seen[0] + 1.0)
 
 
 def test_unsupported_type_lists_nasbnn_and_families_do_not_mix():
@@ -148,7 +173,7 @@ def test_different_subnets_get_their_own_necks(build):
     model = build(_tiny_nasbnn_detector()).eval()
     assert model.dynamic_head.neck(0).lateral_convs[0].conv.in_channels == SMALL_W[1]
     assert model.dynamic_head.neck(1).lateral_convs[0].conv.in_channels == BIG_W[1]
-    assert list(model.router.in_channels) == SMALL_W[1:]  # the router reads B1's outputs
+    assert list(model.router.in_channels) == [SMALL_STEM] + SMALL_W  # the router reads every B1 level
     samples = make_samples(2, size=64)
     for route in (1, 2):
         model.set_dynamic(route=route)

@@ -73,8 +73,9 @@ def main() -> None:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     import mmdynbnn.det  # noqa: F401  (registers the modules even without custom_imports)
     from mmdet.registry import MODELS
-    from mmdynbnn.det.calibration import (hard_ratio_at, is_hard, mix, ratio_for_latency, route_flops,
-                                          route_latency_ms, router_scores, threshold_for_hard_ratio)
+    from mmdynbnn.det.calibration import (hard_ratio_at, mix, ratio_for_latency, route_flops, route_latency_ms,
+                                          router_scores, threshold_for_hard_ratio)
+    from mmdynbnn.models.routers import hard_mask
     from mmdynbnn.det.dynamic_detector import DynamicDetector
 
     torch.set_grad_enabled(False)
@@ -133,7 +134,8 @@ def main() -> None:
         evaluator = Evaluator(copy.deepcopy(cfg.val_evaluator))
         evaluator.dataset_meta = loader.dataset.metainfo
         # each prediction already carries its route and router score; the metrics only read them
-        evaluator.process([p2 if is_hard(s, tau) else p1 for s, p1, p2 in zip(scores, preds[1], preds[2])])
+        hard = hard_mask(scores, tau).tolist()  # the model's routing rule
+        evaluator.process([p2 if h else p1 for h, p1, p2 in zip(hard, preds[1], preds[2])])
         return evaluator.evaluate(len(scores))
 
     rows = []
