@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: a RetinaNet whose ResNet-18 uses binary convolutions, on the bundled COCO sample, with mmdet's
+# The demo: a RetinaNet whose backbone is a BinaryResNet-18 (binary 3x3 convs with real-valued shortcuts, the
+# structure that learns), on the bundled COCO sample, with mmdet's
 # own tools: train one short epoch (6 iterations), test the checkpoint (COCO metric), price it with
 # mmdet's get_flops.py and the per-layer FLOPs/BOPs/OPs table, and time it with mmdet's benchmark.py
 # (its CUDA calls redirected to the CPU when there is no GPU). Sets up what is missing first.
@@ -11,7 +12,7 @@ VENV=${VENV:-$REPO/.venv}
 VENV="$VENV" bash "$REPO/tools/setup_env.sh"
 PY="$VENV/bin/python"
 cd "$REPO"
-CFG=configs/binary_resnet/retinanet_r18-bconv_fpn_coco-mini.py
+CFG=configs/binary_resnet/retinanet_binary-resnet18_fpn_coco-mini.py
 WORK=${WORK_DIR:-$REPO/work_dirs/demo}
 TOOLS=$("$PY" -c "import mmdet, os; print(os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'tools'))")
 export PYTHONWARNINGS=ignore
