@@ -21,6 +21,8 @@ class DegenerateBinaryInputWarning(UserWarning):
 IMAGE_CHANNELS = (1, 3)
 # Warn when more than this fraction of the sign's channels are constant over the first training batch.
 CONSTANT_SIGN_FRACTION = 0.5
+# ... judged only once the batch holds at least this many values per channel.
+MIN_VALUES_PER_CHANNEL = 64
 
 
 @MODELS.register_module()
@@ -112,6 +114,8 @@ class BinaryConv2d(FoldableConv2d):
 
     def _check_sign_input(self, x: Tensor) -> None:
         """Warn once if the sign's input is one-signed in most channels (e.g. the output of a ReLU)."""
+        if x.numel() // max(x.shape[1], 1) < MIN_VALUES_PER_CHANNEL:
+            return  # too few values per channel to tell (e.g. 1x1 maps of one image): check a later batch
         self._sign_input_checked = True
         with torch.no_grad():
             v = x.detach()

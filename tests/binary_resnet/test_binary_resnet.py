@@ -209,3 +209,14 @@ def test_frozen_stages_and_norm_eval():
 def test_bad_arguments_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field.replace('(', r'\(')):
         BinaryResNet(**kwargs)
+
+
+def test_constant_sign_check_waits_for_enough_values_per_channel():
+    x, _ = cifar_batch(8)
+    conv = BinaryConv2d(8, 8, 3, padding=1).train()
+    tiny = torch.randn(1, 8, 2, 2)  # 4 values per channel: one-signed by chance, not by construction
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', DegenerateBinaryInputWarning)
+        conv(tiny.abs())
+    with pytest.warns(DegenerateBinaryInputWarning, match='constant over the whole batch'):
+        conv(torch.relu(x[:, :1].repeat(1, 8, 1, 1)))  # a real post-ReLU batch

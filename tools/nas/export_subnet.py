@@ -19,7 +19,7 @@ import os
 import os.path as osp
 
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 
@@ -64,14 +64,15 @@ def check_inputs(args: argparse.Namespace) -> tuple:
 def main() -> None:
     args = parse_args()
     cfg, space, subnet, base = check_inputs(args)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     from mmpretrain.registry import MODELS
 
     from mmdynbnn.cls import export_classifier
     from mmdynbnn.nas import subnet_ops
     from mmdynbnn.utils import atomic_write_text, save_checkpoint
 
-    model = MODELS.build(cfg.model)
+    # The scope is set only while building, so a caller running this in-process keeps its own.
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+        model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     model_cfg, state = export_classifier(model, subnet)
     ops = subnet_ops(subnet, model.backbone.space, num_classes=model.head.fc.out_features)
