@@ -23,8 +23,8 @@ With ``--export DIR`` the final weights are also written as mmengine checkpoints
 mmpretrain ``test.py`` loads with the variant's config.
 """
 import argparse
+import copy
 import hashlib
-import json
 import math
 import os
 import os.path as osp
@@ -108,22 +108,10 @@ def load_images(items: List[Tuple[str, int]], cache_dir: str, tag: str):
             raise SystemExit(f'{p}: expected a 32x32 RGB image, got {None if img is None else img.shape}')
         x[i] = img.transpose(2, 0, 1)
     y = np.array([l for _, l in items], np.int64)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f'{path}.tmp.{os.getpid()}.npz'
-    np.savez(tmp, x=x, y=y)
-    os.replace(tmp, path)
+    from mmdynbnn.utils import atomic_path
+    with atomic_path(path, suffix='.npz') as tmp:  # the suffix stops np.savez from appending one
+        np.savez(tmp, x=x, y=y)
     return torch.from_numpy(x), torch.from_numpy(y)
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    import torch
-    tmp = f'{path}.tmp.{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def build_model(config: str):
@@ -182,6 +170,7 @@ def grad_norm(model) -> float:
 def train_variant(name: str, args, data) -> Dict:
     import torch
     x_train, y_train, x_test, y_test = data
+    from mmdynbnn.utils import atomic_torch_save, save_checkpoint
     state_path = osp.join(args.work_dir, f'{name}.pth')
     torch.manual_seed(args.seed)
     model, cfg, mean, std = build_model(VARIANTS[name])
@@ -193,7 +182,7 @@ def train_variant(name: str, args, data) -> Dict:
     iters_per_epoch = math.ceil(len(x_train) / args.batch_size)
     total = iters_per_epoch * args.epochs
     rec = dict(variant=name, config=VARIANTS[name], epochs_done=0, history=[], train_seconds=0.0,
-               params=sum(p.numel() for p in model.parameters()))
+               params=sum(p.numel() for p in model.parameters()), threads=torch.get_num_threads())
     if osp.exists(state_path):
         state = torch.load(state_path, map_location='cpu', weights_only=False)  # our own file
         if state['epochs'] != args.epochs or state['batch_size'] != args.batch_size or \
@@ -209,7 +198,7 @@ def train_variant(name: str, args, data) -> Dict:
     if 'first_grad_norm' not in rec:
         g = torch.Generator().manual_seed(args.seed)
         idx = torch.randperm(len(x_train), generator=g)[:args.batch_size]
-        probe = copy_model(model)
+        probe = copy.deepcopy(model)
         probe.train()
         loss = torch.nn.functional.cross_entropy(
             logits_of(probe, (x_train[idx].float() - mean) / std), y_train[idx])
@@ -250,26 +239,16 @@ def train_variant(name: str, args, data) -> Dict:
                           state_path)
     rec['top1'] = evaluate(model, x_test, y_test, mean, std)
     if args.export:
-        os.makedirs(args.export, exist_ok=True)
-        atomic_torch_save(dict(state_dict=model.state_dict(),
-                               meta=dict(config=VARIANTS[name], epochs=args.epochs, top1=rec['top1'],
-                                         test_dir=args.test_dir)),
-                          osp.join(args.export, f'{name}.pth'))
+        save_checkpoint(model.state_dict(), osp.join(args.export, f'{name}.pth'),
+                        meta=dict(config=VARIANTS[name], epochs=args.epochs, top1=rec['top1'], test_dir=args.test_dir))
     return rec
-
-
-def copy_model(model):
-    import copy
-    return copy.deepcopy(model)
 
 
 def table(records: List[Dict]) -> str:
     by = {r['variant']: r for r in records}
     ref = by.get('float')
-    lines = []
-    head = (f'| variant | config | params | top-1 (%) | top-1 / float | first-step grad norm | '
-            f'grad norm / float | train time (s) | s / epoch |')
-    lines += [head, '|' + '---|' * 9]
+    lines = ['| variant | config | params | top-1 (%) | top-1 / float | first-step grad norm | '
+             'grad norm / float | train time (s) | s / epoch |', '|' + '---|' * 9]
     for r in records:
         rel = f'{r["top1"] / ref["top1"]:.3f}' if ref and ref['top1'] > 0 else '-'
         grel = f'{r["first_grad_norm"] / ref["first_grad_norm"]:.2f}' if ref and ref['first_grad_norm'] else '-'
@@ -281,9 +260,8 @@ def table(records: List[Dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _, train_items = list_folder(args.train_dir, '--data-root (train/)', args.max_train_per_class)
+    train_classes, train_items = list_folder(args.train_dir, '--data-root (train/)', args.max_train_per_class)
     classes, test_items = list_folder(args.test_dir, '--test-dir')
-    train_classes, _ = list_folder(args.train_dir, '--data-root (train/)', 1)
     if classes != train_classes:
         raise SystemExit(f'--test-dir {args.test_dir!r} classes {classes} differ from the training classes '
                          f'{train_classes}')
@@ -296,16 +274,13 @@ def main(argv=None) -> int:
     data = (*load_images(train_items, args.work_dir, 'train'), *load_images(test_items, args.work_dir, 'test'))
     records = [train_variant(v, args, data) for v in args.variants]
     summary = dict(budget=dict(epochs=args.epochs, batch_size=args.batch_size, train_images=len(train_items),
-                               test_images=len(test_items), test_dir=args.test_dir, seed=args.seed,
-                               threads=torch.get_num_threads()),
+                               test_images=len(test_items), test_dir=args.test_dir, seed=args.seed),
                    results=records)
     out = args.out or osp.join(args.work_dir, 'results.json')
-    tmp = f'{out}.tmp.{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, out)
+    from mmdynbnn.utils import atomic_write_json
+    atomic_write_json(summary, out)
     print(f'\nbudget: {args.epochs} epochs of {len(train_items)} images, batch {args.batch_size}, '
-          f'{torch.get_num_threads()} threads; test: {len(test_items)} images in {args.test_dir}')
+          f'threads per variant {[r.get("threads") for r in records]}; test: {len(test_items)} images in {args.test_dir}')
     print(table(records))
     print(f'results: {out}')
     return 0

@@ -32,9 +32,9 @@ class DownsampleShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, mode: str) -> None:
         super().__init__()
         self.out_channels, self.stride, self.mode = out_channels, stride, mode
-        self.pool = (nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-                     if stride > 1 else nn.Identity())
-        if mode == 'conv':
+        if mode == 'conv':  # 'repeat' pools inside the shared parameter-free ``shortcut``
+            self.pool = (nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+                         if stride > 1 else nn.Identity())
             self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
             self.bn = nn.BatchNorm2d(out_channels)
 
